@@ -1,0 +1,207 @@
+"""The command line: thin click commands that parse options, call the modules that do the work,
+and print the result for people or (with --json) for machines.
+
+Exit codes: 0 success, 1 a failure (a check, a host), 2 bad input, 3 Immich's config is locked by
+IMMICH_CONFIG_FILE, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ImmichRemoteError, InputError
+from .inventory import Host, Inventory, default_inventory_path, load_inventory
+from .output import Output
+from .versions import ImmichVersion
+
+
+@dataclass
+class App:
+    """What every command gets: the global options and the lazily loaded inventory."""
+
+    inventory_path: Path
+    limit: tuple[str, ...]
+    out: Output
+    _inventory: Inventory | None = field(default=None, repr=False)
+
+    @property
+    def json(self) -> bool:
+        return self.out.json_mode
+
+    @property
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            self._inventory = load_inventory(self.inventory_path)
+        return self._inventory
+
+    def hosts(self, names: tuple[str, ...] = ()) -> list[Host]:
+        """Hosts named on the command line (all when none), narrowed by --limit."""
+        chosen = self.inventory.select(names)
+        if self.limit:
+            allowed = {h.name for h in self.inventory.select(self.limit)}
+            chosen = [h for h in chosen if h.name in allowed]
+            if not chosen:
+                raise InputError(f"No host is both in {', '.join(names)} and in --limit {','.join(self.limit)}.")
+        return chosen
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of host and group names from the inventory."""
+    try:
+        root = ctx.find_root().params
+        inventory = load_inventory(root.get("inventory") or default_inventory_path())
+    except (ImmichRemoteError, OSError):
+        return []
+    names = [h.name for h in inventory.hosts] + list(inventory.groups)
+    return [n for n in names if n.startswith(incomplete)]
+
+
+HOSTS_ARG = click.argument("host_names", metavar="[HOST|GROUP]...", nargs=-1, shell_complete=_complete_hosts)
+
+
+def json_option(func):  # noqa: ANN001, ANN201
+    """`--json` after the subcommand too, for convenience (same as the global one)."""
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_object(App).out.json_mode = True
+    return click.option("--json", "json_flag", is_flag=True, expose_value=False, callback=callback,
+                        help="Print the result as JSON on stdout.")(func)
+
+
+def server_version_option(func):  # noqa: ANN001, ANN201
+    return click.option("--server-version", metavar="X.Y.Z",
+                        help="Pin this Immich version instead of asking the server (works offline).")(func)
+
+
+class _Group(click.Group):
+    """Turns our errors into one clear message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        try:
+            return super().invoke(ctx)
+        except ImmichRemoteError as exc:
+            app = ctx.find_object(App)
+            (app.out if app else Output()).error(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            Output().error("interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path), envvar="IMMICH_REMOTE_INVENTORY",
+              default=None, help="Inventory file [env IMMICH_REMOTE_INVENTORY; default inventory/hosts.yml].")
+@click.option("--limit", "-l", multiple=True, metavar="PATTERN",
+              help="Only these hosts or groups (names, globs, comma lists); repeatable.")
+@click.option("--json", "json_mode", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("-v", "--verbose", count=True, help="More detail (repeat for more).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+@click.version_option(__version__, prog_name="immich-remote")
+@click.pass_context
+def cli(ctx: click.Context, inventory: Path | None, limit: tuple[str, ...], json_mode: bool, verbose: int,
+        quiet: bool) -> None:
+    """Run Immich's machine learning on stronger hosts over SSH.
+
+    immich-remote deploys the immich-machine-learning container to the hosts in an inventory,
+    pinned to the Immich server's version, with the right hardware-acceleration overlay and a
+    persistent model cache, and registers each host's URL in Immich ahead of the local ML, which
+    stays as the fallback.
+
+    \b
+    Start here:
+      immich-remote inventory check          # is the inventory valid?
+      immich-remote plan --server-version 2.7.5
+      immich-remote check                    # can every host run it?
+      immich-remote deploy                   # do it
+
+    Shell completion (bash): eval "$(_IMMICH_REMOTE_COMPLETE=bash_source immich-remote)"
+    """
+    ctx.obj = App(inventory_path=inventory or default_inventory_path(), limit=limit,
+                  out=Output(json_mode=json_mode, verbose=verbose, quiet=quiet))
+
+
+# --- inventory ------------------------------------------------------------------------------------
+
+@cli.group("inventory")
+def inventory_group() -> None:
+    """Inspect the inventory."""
+
+
+@inventory_group.command("check")
+@json_option
+@pass_app
+def inventory_check(app: App) -> None:
+    """Parse and validate the inventory, and show every host with its resolved settings.
+
+    \b
+    Example:
+      immich-remote -i inventory/example-fleet.yml inventory check
+    Exit 0 when valid, 2 with the file, line and key of the first problem otherwise.
+    """
+    from .commands.inventory import inventory_report
+    inventory_report(app)
+
+
+inventory_group.add_command(inventory_check, "validate")
+
+
+# --- render and plan --------------------------------------------------------------------------------
+
+@cli.command()
+@HOSTS_ARG
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Write DIR/<host>/docker-compose.yml (and hwaccel.ml.yml).")
+@server_version_option
+@json_option
+@pass_app
+def render(app: App, host_names: tuple[str, ...], out_dir: Path, server_version: str | None) -> None:
+    """Write the files each host would get, without touching any host.
+
+    \b
+    Example:
+      immich-remote render --server-version 2.7.5 --out rendered/
+      immich-remote render gpu-box --out rendered/     # version from the Immich server
+    """
+    from .commands.plan import render_command
+    render_command(app, host_names, out_dir, server_version)
+
+
+@cli.command()
+@HOSTS_ARG
+@server_version_option
+@json_option
+@pass_app
+def plan(app: App, host_names: tuple[str, ...], server_version: str | None) -> None:
+    """Show what a deploy would do: image, backend, files with hashes, and Immich's URL list.
+
+    Offline with --server-version; otherwise the version (and, when an API key is available,
+    the current URL list) come from the Immich server. Nothing is changed anywhere.
+
+    \b
+    Example:
+      immich-remote plan --server-version 2.7.5 --json
+    """
+    from .commands.plan import plan_command
+    plan_command(app, host_names, server_version)
+
+
+def parse_version_option(value: str | None) -> ImmichVersion | None:
+    return ImmichVersion.parse(value) if value else None
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="immich-remote", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - outside click's handling
+        sys.exit(EXIT_INTERRUPTED)
+
+
+__all__ = ["cli", "main", "App", "EXIT_BAD_INPUT"]

@@ -1,0 +1,123 @@
+"""Render the files uploaded to a host: `docker-compose.yml` and, for an accelerator, `hwaccel.ml.yml`.
+
+Pure and deterministic: the same host, version and backend give the same bytes and the same hash,
+which is what lets a second deploy prove that nothing changed without touching the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from .hwaccel import BACKENDS, Backend, check_platform, image_ref
+from .inventory import Host
+from .versions import ImmichVersion
+
+COMPOSE_FILE = "docker-compose.yml"
+OVERLAY_FILE = "hwaccel.ml.yml"
+MANAGED_FILES = (COMPOSE_FILE, OVERLAY_FILE)  # every file immich-remote may own in a host's directory
+PROJECT_NAME = "immich_remote_ml"
+SERVICE_NAME = "immich-machine-learning"
+
+
+def template_dir() -> Path:
+    """Templates ship inside the wheel (immich_remote/templates); a source checkout has them at the top."""
+    packaged = resources.files("immich_remote") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    name: str
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What one host should run: its image and the exact files for its project directory."""
+
+    host: str
+    version: ImmichVersion
+    backend: str
+    image: str
+    files: tuple[RenderedFile, ...]
+
+    @property
+    def digest(self) -> str:
+        """One hash over the whole file set (names and contents)."""
+        h = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f.name):
+            h.update(f"{f.name}\0{f.sha256}\n".encode())
+        return h.hexdigest()
+
+    def file(self, name: str) -> RenderedFile | None:
+        return next((f for f in self.files if f.name == name), None)
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {f.name: f.sha256 for f in self.files}
+
+
+def compose_duration(seconds: float) -> str:
+    """Seconds -> a Compose duration (`10s`, `500ms`, `1m30s`)."""
+    ms = round(seconds * 1000)
+    if ms % 1000:
+        return f"{ms}ms"
+    s = ms // 1000
+    return f"{s // 60}m{s % 60}s" if s >= 60 and s % 60 else (f"{s // 60}m" if s >= 60 else f"{s}s")
+
+
+def render_host(host: Host, version: ImmichVersion, backend_name: str, *, arch: str | None = None,
+                armnn_firmware: bool = True) -> Rendering:
+    """Render one host's files for a resolved backend (never `auto`).
+
+    `arch` (from a probe, or the inventory's `arch`) refuses a backend that has no image for it.
+    `armnn_firmware=False` leaves out the Mali firmware mount when the host has no such file
+    (Docker would otherwise create an empty directory in its place).
+    """
+    backend: Backend = BACKENDS[backend_name]
+    if arch or host.arch:
+        check_platform(backend_name, arch or host.arch or "", host=host.name)
+    image = image_ref(version.tag, backend_name, registry=host.registry, repository=host.image_repository)
+    env = _environment()
+    overlay = OVERLAY_FILE if backend.name != "cpu" else None
+    device_ids = [d.strip() for d in host.env.get("MACHINE_LEARNING_DEVICE_IDS", "").split(",") if d.strip()]
+    context = {
+        "host": host,
+        "backend": backend,
+        "image": image,
+        "version_tag": version.tag,
+        "project": PROJECT_NAME,
+        "overlay": overlay,
+        "env": host.env,
+        "health_interval": compose_duration(host.health_interval),
+        "device_ids": device_ids,
+        "armnn_firmware": armnn_firmware,
+    }
+    files = [RenderedFile(COMPOSE_FILE, env.get_template(f"{COMPOSE_FILE}.j2").render(context).encode())]
+    if overlay:
+        files.append(RenderedFile(OVERLAY_FILE, env.get_template(f"{OVERLAY_FILE}.j2").render(context).encode()))
+    return Rendering(host=host.name, version=version, backend=backend.name, image=image, files=tuple(files))
