@@ -109,8 +109,8 @@ def desired_urls(inventory: Inventory, *, current: Sequence[str] | None, registe
         if url_key(host.url) in current_keys and url_key(host.url) not in removed_keys:
             keep.setdefault(host.name, host)
     remote = [h.url for h in by_priority(keep.values()) if url_key(h.url) not in removed_keys]
-    local = inventory.immich.local_ml_url if inventory.immich.keep_local else None
-    return order_urls(current=current, remote=remote, managed=[h.url for h in inventory.hosts], local=local)
+    return order_urls(current=current, remote=remote, managed=[h.url for h in inventory.hosts],
+                      local=inventory.immich.local_ml_url, keep_local=inventory.immich.keep_local)
 
 
 def global_warnings(inventory: Inventory, urls_before: Sequence[str] | None) -> list[str]:

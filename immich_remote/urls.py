@@ -102,18 +102,18 @@ def url_key(url: str) -> str:
 
 
 def order_urls(*, current: Sequence[str], remote: Sequence[str], managed: Iterable[str],
-               local: str | None) -> list[str]:
+               local: str, keep_local: bool = True) -> list[str]:
     """The URL list Immich should get.
 
     - `remote`: the remote URLs to register, already in priority order;
     - `managed`: every URL immich-remote owns (all inventory hosts); those not in `remote` are dropped;
     - URLs in `current` that are neither managed nor local are kept (in their order) after the remotes:
       someone added them by hand, and removing them is not ours to decide;
-    - `local`: the fallback, always last; None in remote-only mode.
+    - `local`: the server's own ML URL: last when `keep_local`, removed in remote-only mode.
     Duplicates (after normalisation) are removed, first occurrence wins.
     """
     managed_keys = {url_key(u) for u in managed} | {url_key(u) for u in remote}
-    local_key = url_key(local) if local else None
+    local_key = url_key(local)
     result: list[str] = []
     seen: set[str] = set()
 
@@ -129,7 +129,7 @@ def order_urls(*, current: Sequence[str], remote: Sequence[str], managed: Iterab
         key = url_key(url)
         if key not in managed_keys and key != local_key:
             add(url)
-    if local:
+    if keep_local:
         add(local)
     return result
 
