@@ -17,7 +17,6 @@ from . import __version__
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ImmichRemoteError, InputError
 from .inventory import Host, Inventory, default_inventory_path, load_inventory
 from .output import Output
-from .versions import ImmichVersion
 
 
 @dataclass
@@ -193,8 +192,113 @@ def plan(app: App, host_names: tuple[str, ...], server_version: str | None) -> N
     plan_command(app, host_names, server_version)
 
 
-def parse_version_option(value: str | None) -> ImmichVersion | None:
-    return ImmichVersion.parse(value) if value else None
+def parallel_option(func):  # noqa: ANN001, ANN201
+    return click.option("--parallel", "-p", type=click.IntRange(1, 64), default=5, show_default=True,
+                        help="Hosts worked on at the same time.")(func)
+
+
+# --- check, deploy, trust ----------------------------------------------------------------------------
+
+@cli.command()
+@HOSTS_ARG
+@server_version_option
+@click.option("--allow-public", is_flag=True, help="Accept a public or 0.0.0.0 bind address (the ML API has no auth).")
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def check(ctx: click.Context, app: App, host_names: tuple[str, ...], server_version: str | None, allow_public: bool,
+          parallel: int) -> None:
+    """Preflight: can each host run the ML container, and may the key change Immich's settings?
+
+    Per host: SSH and host key, Docker and Compose v2, CPU architecture, free disk, the
+    accelerator really usable (accel: auto picks the best and says why), the ML port free or
+    ours, the bind address private. On the Immich side: reachable, version, API key and its
+    permissions, config not locked by a config file. With immich.ssh_host, each ML URL is also
+    tried from the Immich server's own host. Nothing is changed.
+
+    \b
+    Example:
+      immich-remote check
+      immich-remote --limit gpus check --json
+    Exit 0 when everything passes (warnings allowed), 1 when a check fails, 2 on bad input.
+    """
+    from .commands.check import check_command
+    ctx.exit(check_command(app, host_names, server_version=server_version, allow_public=allow_public,
+                           parallel=parallel))
+
+
+@cli.command()
+@HOSTS_ARG
+@server_version_option
+@click.option("--dry-run", "-n", is_flag=True, help="Show the file diffs, image change and URL list; change nothing.")
+@parallel_option
+@click.option("--max-fail", type=click.IntRange(1), default=None, metavar="N",
+              help="Stop starting new hosts after N failures.")
+@click.option("--allow-public", is_flag=True, help="Accept a public or 0.0.0.0 bind address (the ML API has no auth).")
+@click.option("--remote-only", is_flag=True, help="Confirm fallback: remote-only (drop the local ML URL).")
+@click.option("--break-lock", is_flag=True, help="Take over a host lock left behind by a dead run.")
+@click.option("--ship-image", is_flag=True, help="Stream the image from this machine's Docker over SSH (no pull).")
+@click.option("--warm-models", is_flag=True, help="After the health check, load the models Immich uses.")
+@click.option("--run-missing", is_flag=True, help="After registering, start the ML jobs for missing assets "
+              "(force: false; never re-runs everything).")
+@click.option("--health-timeout", metavar="DURATION", default=None,
+              help="How long a new container may take to become healthy [inventory health_timeout, default 3m].")
+@json_option
+@pass_app
+@click.pass_context
+def deploy(ctx: click.Context, app: App, host_names: tuple[str, ...], server_version: str | None, dry_run: bool,
+           parallel: int, max_fail: int | None, allow_public: bool, remote_only: bool, break_lock: bool,
+           ship_image: bool, warm_models: bool, run_missing: bool, health_timeout: str | None) -> None:
+    """Deploy the ML container to the hosts and register them in Immich ahead of the local ML.
+
+    Each host: preflight, lock, record the current state, upload a new release, pull the
+    version-matched image while the old container keeps serving, `docker compose up -d`, and a
+    health gate (container healthy AND /ping == pong). A host that fails is rolled back to what
+    it ran before; the others carry on. Then Immich's machineLearning.urls becomes: remote hosts
+    by priority, then the local URL as fallback. Nothing else in Immich's config changes. A
+    second run with nothing changed touches nothing.
+
+    \b
+    Examples:
+      immich-remote deploy --dry-run          # diffs and URL list, no change
+      immich-remote deploy
+      immich-remote deploy gpu-box --warm-models --run-missing
+      immich-remote --limit gpus deploy --parallel 2 --max-fail 1
+    Exit 0 all hosts fine, 1 a host failed, 2 bad input, 3 config locked by IMMICH_CONFIG_FILE.
+    """
+    from .commands.deploy import deploy_command
+    from .deploy import DeployOptions
+    from .inventory import parse_duration
+
+    try:
+        timeout = parse_duration(health_timeout) if health_timeout else None
+    except ValueError as exc:
+        raise InputError(f"--health-timeout: {exc}.") from None
+    options = DeployOptions(dry_run=dry_run, allow_public=allow_public, break_lock=break_lock, ship_image=ship_image,
+                            warm_models=warm_models, health_timeout=timeout)
+    ctx.exit(deploy_command(app, host_names, server_version=server_version, options=options, parallel=parallel,
+                            max_fail=max_fail, remote_only=remote_only, run_missing=run_missing))
+
+
+@cli.command()
+@click.argument("host_name", metavar="HOST", shell_complete=_complete_hosts)
+@click.option("--yes", "-y", is_flag=True, help="Record without asking (for scripts; check the fingerprint first!).")
+@json_option
+@pass_app
+def trust(app: App, host_name: str, yes: bool) -> None:
+    """Show a host's SSH host-key fingerprint and record it in known_hosts after you confirm.
+
+    The key goes into the inventory's ssh.known_hosts file when set, else ~/.ssh/known_hosts.
+    A host whose recorded key differs is refused (remove the old key with ssh-keygen -R first).
+    Use `immich` as HOST for the Immich server's own ssh_host.
+
+    \b
+    Example:
+      immich-remote trust gpu-box
+    """
+    from .commands.trust import trust_command
+    trust_command(app, host_name, yes=yes)
 
 
 def main() -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from dataclasses import dataclass, field
 
+from .hostcmd import HostPaths, files_state, inspect_containers
 from .hwaccel import normalise_arch
 
 MARK = "@@ir:"
@@ -26,7 +26,7 @@ _FILES = ("/usr/lib/libmali.so", "/lib/firmware/mali_csffw.bin")
 
 def probe_script(*, remote_dir: str, ml_port: int) -> str:
     """The shell script that gathers every fact in one SSH round trip (POSIX sh, no root needed)."""
-    quoted_dir = shlex.quote(remote_dir)
+    paths = HostPaths.for_dir(remote_dir)
     which = " ".join(_WHICH)
     sections = {
         "uname": "uname -a",
@@ -51,11 +51,13 @@ def probe_script(*, remote_dir: str, ml_port: int) -> str:
         "df": "df -Pk $(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /) 2>/dev/null | tail -n 1",
         "listeners": "ss -Hltn 2>/dev/null || netstat -ltn 2>/dev/null",
         "whoami": "id",
-        "remote-dir": f"ls -A {quoted_dir} 2>/dev/null",
+        "addresses": "ip -o addr show 2>/dev/null | awk '{print $4}' || hostname -I",
+        "deployment": files_state(paths),
+        "containers": inspect_containers(),
     }
     lines = ["exec 2>/dev/null </dev/null"]
     for name, command in sections.items():
-        lines.append(f"echo '{MARK}{name}@@'; {{ {command} ; }} || true")
+        lines.append(f"echo '{MARK}{name}@@'; ( {command} ) || true")  # a subshell: no cd/exit leaks
     lines.append(f"echo '{MARK}ml-port@@'; echo {int(ml_port)}")
     return "\n".join(lines) + "\n"
 
@@ -211,7 +213,7 @@ class HostFacts:
     disk_free_gib: float | None = None
     listeners: list[tuple[str, int]] = field(default_factory=list)
     identity: str = ""
-    remote_dir_entries: list[str] = field(default_factory=list)
+    addresses: set[str] = field(default_factory=set)
 
     @property
     def arch(self) -> str | None:
@@ -280,7 +282,7 @@ class HostFacts:
         facts.disk_free_gib = parse_df_free_gib(s.get("df", ""))
         facts.listeners = parse_listeners(s.get("listeners", ""))
         facts.identity = s.get("whoami", "").strip()
-        facts.remote_dir_entries = s.get("remote-dir", "").split()
+        facts.addresses = {a.split("/")[0] for a in s.get("addresses", "").split() if a}
         return facts
 
     @classmethod

@@ -1,0 +1,87 @@
+"""`immich-remote check`: preflight every host and the Immich server; change nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ..deploy import probe
+from ..errors import EXIT_FAILED, ImmichRemoteError
+from ..immich_api import ImmichClient
+from ..inventory import Host
+from ..preflight import FAIL, PASS, WARN, Check, HostReport, host_checks, immich_checks
+from ..rollout import Connections, HostResult, run_hosts
+from ..ssh import Remote
+from ..versions import ImmichVersion
+from .report import print_checks
+
+if TYPE_CHECKING:
+    from ..cli import App
+
+
+def check_command(app: App, names: tuple[str, ...], *, server_version: str | None, allow_public: bool,
+                  parallel: int) -> int:
+    inv = app.inventory
+    hosts = app.hosts(names)
+    pinned = ImmichVersion.parse(server_version) if server_version else None
+    with ImmichClient(inv.immich) as client:
+        immich = immich_checks(client, pinned=pinned)
+    version = immich.version or pinned
+    reports: dict[str, HostReport] = {}
+
+    with Connections(inv) as connections:
+        def one(host: Host) -> HostResult:
+            remote = connections.remote(host)
+            try:
+                remote.connect()
+            except ImmichRemoteError as exc:
+                reports[host.name] = HostReport(host.name, [Check("ssh", FAIL, exc.message, exc.hint or "")])
+                return HostResult(host.name, "fail")
+            found = probe(remote, host)
+            report = host_checks(host, found.facts, found.remote, version, allow_public=allow_public)
+            report.checks.insert(0, Check("ssh", PASS, f"{remote.where}, host key verified"))
+            reports[host.name] = report
+            return HostResult(host.name, report.status)
+
+        run_hosts(hosts, one, parallel=parallel)
+        server_host = connections.immich_host()
+        if server_host is not None:
+            reachability(server_host, hosts, reports)
+
+    ok = immich.ok and all(r.ok for r in reports.values())
+    if app.json:
+        app.out.data({"ok": ok, "immich": [c.to_data() for c in immich.checks],
+                      "hosts": {h.name: {"status": reports[h.name].status, "backend": reports[h.name].backend,
+                                         "checks": [c.to_data() for c in reports[h.name].checks]} for h in hosts}})
+    else:
+        print_checks(app, f"Immich server {inv.immich.url}", immich.checks)
+        for host in hosts:
+            report = reports[host.name]
+            print_checks(app, f"{host.name} ({report.status})", report.checks)
+        app.out.line("All checks passed." if ok else "Some checks FAILED; see the fixes above.",
+                     style="green" if ok else "red")
+    return 0 if ok else EXIT_FAILED
+
+
+def reachability(server: Remote, hosts: list[Host], reports: dict[str, HostReport]) -> None:
+    """From the Immich server's own host, can each ML URL be reached? That is the path that matters."""
+    try:
+        server.connect()
+    except ImmichRemoteError as exc:
+        for host in hosts:
+            reports[host.name].checks.append(Check("from immich", WARN, f"cannot test: {exc.message}", exc.hint or ""))
+        return
+    for host in hosts:
+        parts = urlsplit(host.url)
+        address, port = parts.hostname or "", parts.port or 80
+        try:
+            status, body = server.http_get(address, port, "/ping", timeout=5)
+            check = Check("from immich", PASS, f"the Immich host reaches {host.url}: /ping -> {body.strip()[:20]!r}") \
+                if status == 200 else Check("from immich", WARN, f"{host.url} answered HTTP {status}")
+        except ConnectionRefusedError as exc:
+            check = Check("from immich", WARN, f"{host.url}: routable, but nothing listens yet ({exc})",
+                          "deploy first; then this should answer pong")
+        except (OSError, ValueError) as exc:
+            check = Check("from immich", FAIL, f"the Immich host cannot reach {host.url} ({exc})",
+                          "open the route/firewall from the Immich server to the ML port")
+        reports[host.name].checks.append(check)

@@ -1,0 +1,66 @@
+"""`immich-remote trust HOST`: show a host's SSH key fingerprint and record it after confirmation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import paramiko
+
+from ..errors import InputError
+from ..ssh import (
+    DEFAULT_KNOWN_HOSTS,
+    Target,
+    append_known_host,
+    fingerprint,
+    host_key_of,
+    known_hosts_name,
+    resolve_target,
+)
+
+if TYPE_CHECKING:
+    from ..cli import App
+
+
+def trust_command(app: App, name: str, *, yes: bool) -> None:
+    inv = app.inventory
+    if name in ("immich", "@immich") and inv.immich.ssh_host:
+        s = inv.immich
+        target = Target("immich server", s.ssh_host, s.ssh_user, s.ssh_port, s.ssh_key)
+    else:
+        h = inv.host(name)
+        target = Target(h.name, h.address, h.ssh_user, h.ssh_port, h.ssh_key)
+    address, port, _user = resolve_target(target, inv.ssh.config)
+    key = host_key_of(address, port, timeout=inv.ssh.connect_timeout)
+    path = Path(inv.ssh.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
+    known = _known_key(address, port, [DEFAULT_KNOWN_HOSTS.expanduser(), path], key.get_name())
+    if known is not None:
+        if known == key:
+            app.out.line(f"{target.label} ({address}:{port}) is already trusted: {fingerprint(key)}.")
+            return
+        raise InputError(f"{target.label} ({address}:{port}) now offers {fingerprint(key)}, but known_hosts records "
+                         f"{fingerprint(known)} for it. This can be an attack; nothing was written.",
+                         hint=f"If the host was reinstalled, remove the old key with `ssh-keygen -R "
+                         f"'{known_hosts_name(address, port)}'` and run trust again.")
+    shown = f"{target.label} ({address}:{port}) offers a {key.get_name()} key: {fingerprint(key)}"
+    if app.json and not yes:
+        raise InputError("trust with --json needs --yes (nothing can be confirmed interactively).")
+    app.out.line(shown)
+    if not yes and not click.confirm(f"Record it in {path}?", default=False, err=True):
+        raise InputError("Not trusted; nothing was written.")
+    line = append_known_host(path, address, port, key)
+    if app.json:
+        app.out.data({"host": target.label, "address": address, "port": port, "key_type": key.get_name(),
+                      "fingerprint": fingerprint(key), "known_hosts": str(path), "line": line})
+    else:
+        app.out.line(f"Recorded in {path}.", style="green")
+
+
+def _known_key(address: str, port: int, files: list[Path], key_type: str) -> paramiko.PKey | None:
+    keys = paramiko.HostKeys()
+    for path in files:
+        if path.is_file():
+            keys.load(str(path))
+    entry = keys.lookup(known_hosts_name(address, port)) or {}
+    return entry.get(key_type)

@@ -1,0 +1,416 @@
+"""Deploying one host, step by step, and registering the healthy hosts in Immich.
+
+Per host: connect -> probe (facts + what is deployed, one round trip) -> preflight -> decide ->
+lock -> record -> upload a new release (staging dir + rename) -> pull or ship the image while the
+old container still serves -> activate the files (temp + rename) -> `compose up -d` -> health gate.
+A failed gate restores the previous release and its container; a host that had nothing before is
+cleaned up again. The model-cache volume is never touched.
+
+Then all healthy hosts are registered at once (`register`): GET the config, set only
+`machineLearning.urls`, PUT the whole object back, GET and verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .deployment import DEPLOY, RESTART, UNCHANGED, RemoteState, decide, parse_deployment
+from .errors import ImmichRemoteError, InputError, LockHeld, RemoteCommandError
+from .facts import HostFacts, probe_script, split_sections
+from .health import wait_healthy
+from .hostcmd import (
+    HostPaths,
+    activate,
+    adopt_current,
+    append_history,
+    commit_release,
+    compose_down,
+    compose_up,
+    image_present,
+    prepare_release,
+    prune_releases,
+    pull,
+    release_lock,
+    remove_files,
+    sh,
+    staging_dir,
+    take_lock,
+)
+from .immich_api import ImmichClient
+from .inventory import Host, Inventory
+from .preflight import FAIL, HostReport, host_checks
+from .progress import Progress
+from .render import MANAGED_FILES, Rendering, render_host
+from .rollout import Connections, HostResult
+from .snapshots import Snapshot, stamp, utc_now, who
+from .ssh import Remote
+from .versions import ImmichVersion
+
+
+@dataclass
+class DeployOptions:
+    dry_run: bool = False
+    allow_public: bool = False
+    break_lock: bool = False
+    ship_image: bool = False
+    warm_models: bool = False
+    health_timeout: float | None = None
+    command: str = "deploy"
+
+
+@dataclass
+class HostContext:
+    """Everything the per-host procedure needs, shared read-only across worker threads."""
+
+    inventory: Inventory
+    version: ImmichVersion
+    options: DeployOptions
+    connections: Connections
+    progress: Progress
+    snapshot: Snapshot | None
+    immich_config: dict[str, Any] | None = None
+    reports: dict[str, HostReport] = field(default_factory=dict)
+
+
+@dataclass
+class Probe:
+    facts: HostFacts
+    remote: RemoteState
+
+
+def probe(remote: Remote, host: Host) -> Probe:
+    """Facts and deployment state in one SSH round trip."""
+    output = remote.run(sh(probe_script(remote_dir=host.remote_dir, ml_port=host.ml_port)), what="the host probe",
+                        timeout=min(remote.command_timeout, 60)).stdout
+    sections = split_sections(output)
+    return Probe(HostFacts.from_sections(sections),
+                 parse_deployment(sections.get("deployment", ""), sections.get("containers", "[]")))
+
+
+def owner_record(command: str) -> dict[str, Any]:
+    return {"by": who(), "at": utc_now().isoformat(timespec="seconds"), "command": command,
+            "run": uuid.uuid4().hex[:12], "tool": f"immich-remote {__version__}"}
+
+
+class HostLock:
+    """The per-host deploy lock (a directory, created atomically); a context manager."""
+
+    def __init__(self, remote: Remote, paths: HostPaths, command: str, *, force: bool = False) -> None:
+        self.remote, self.paths, self.force = remote, paths, force
+        self.owner = owner_record(command)
+        self.held = False
+
+    def __enter__(self) -> HostLock:
+        out = self.remote.run(take_lock(self.paths, json.dumps(self.owner), force=self.force), what="taking the lock")
+        lines = out.stdout.strip().splitlines()
+        if not lines or lines[0] != "LOCKED":
+            try:
+                holder = json.loads("\n".join(lines[1:]) or "{}")
+            except json.JSONDecodeError:
+                holder = {"by": " ".join(lines[1:]) or "unknown"}
+            raise LockHeld(
+                f"Host '{self.remote.target.label}' is locked by {holder.get('by', '?')} since {holder.get('at', '?')} "
+                f"({holder.get('command', '?')}, run {holder.get('run', '?')}).",
+                hint="Wait for that run to finish. If it died, rerun with --break-lock.")
+        self.held = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            try:
+                self.remote.run(release_lock(self.paths), what="releasing the lock", timeout=30)
+            except ImmichRemoteError:
+                pass  # the run's real outcome matters more; a stale lock names its owner
+
+
+def read_remote_files(remote: Remote, paths: HostPaths, names: Sequence[str] = MANAGED_FILES) -> dict[str, bytes]:
+    found = {}
+    for name in names:
+        try:
+            with remote.sftp.open(paths.join(name), "rb") as handle:
+                found[name] = handle.read()
+        except OSError:
+            continue
+    return found
+
+
+def read_release_meta(remote: Remote, paths: HostPaths, release_id: str) -> dict[str, Any]:
+    try:
+        with remote.sftp.open(paths.release(release_id) + "/release.json", "rb") as handle:
+            return json.loads(handle.read() or b"{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def unified_diff(name: str, before: bytes | None, after: bytes | None) -> str:
+    a = (before or b"").decode(errors="replace").splitlines(keepends=True)
+    b = (after or b"").decode(errors="replace").splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, f"{name} (on host)" if before is not None else "/dev/null",
+                                        f"{name} (new)" if after is not None else "/dev/null"))
+
+
+def ship_image(remote: Remote, image: str) -> None:
+    """Stream `image` from this machine's Docker engine into the host's `docker load` over SSH."""
+    import docker  # imported here: only --ship-image needs a local engine
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        client = docker.from_env(timeout=60)
+        client.images.get(image)
+        chunks = client.api.get_image(image, chunk_size=1 << 20)
+    except ImageNotFound:
+        raise InputError(f"--ship-image: {image} is not in this machine's Docker engine.",
+                         hint=f"`docker pull {image}` here first (or build it), then retry.") from None
+    except DockerException as exc:
+        raise InputError(f"--ship-image needs a Docker engine on this machine: {exc}.") from None
+    remote.stream_in("docker load", chunks, what=f"docker load of {image}")
+
+
+# --- warm-up -------------------------------------------------------------------------------------------
+
+# A 1x1 PNG: enough for the detection models to load, with nothing to find.
+_TINY_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")
+
+
+def warm_requests(config: dict[str, Any] | None) -> list[tuple[str, dict[str, Any], bool]]:
+    """(task, entries, needs image) for each ML task Immich has enabled, with the models it uses."""
+    ml = (config or {}).get("machineLearning") or {}
+    requests = []
+    clip = ml.get("clip") or {}
+    if clip.get("enabled", True):
+        requests.append(("clip", {"clip": {"textual": {"modelName": clip.get("modelName", "ViT-B-32__openai"),
+                                                       "options": {"language": "en"}}}}, False))
+    faces = ml.get("facialRecognition") or {}
+    if faces.get("enabled", True):
+        requests.append(("facial-recognition", {"facial-recognition": {
+            "detection": {"modelName": faces.get("modelName", "buffalo_l"), "options": {"minScore": faces.get("minScore", 0.7)}},
+            "recognition": {"modelName": faces.get("modelName", "buffalo_l")}}}, True))
+    ocr = ml.get("ocr") or {}
+    if ocr.get("enabled", False):
+        model = ocr.get("modelName", "PP-OCRv5_mobile")
+        requests.append(("ocr", {"ocr": {
+            "detection": {"modelName": model, "options": {"minScore": ocr.get("minDetectionScore", 0.5),
+                                                          "maxResolution": ocr.get("maxResolution", 736)}},
+            "recognition": {"modelName": model, "options": {"minScore": ocr.get("minRecognitionScore", 0.8)}}}}, True))
+    return requests
+
+
+def multipart(entries: dict[str, Any], *, image: bytes | None, text: str | None) -> tuple[bytes, str]:
+    boundary = "immich-remote-" + uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="entries"\r\n\r\n{json.dumps(entries)}\r\n'.encode()]
+    if image is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="warm.png"\r\n'
+                     f"Content-Type: image/png\r\n\r\n".encode() + image + b"\r\n")
+    if text is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n{text}\r\n'.encode())
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def warm_models(remote: Remote, host: Host, config: dict[str, Any] | None) -> list[str]:
+    """One small /predict per enabled task so the models are downloaded and loaded now."""
+    done = []
+    for task, entries, needs_image in warm_requests(config):
+        body, content_type = multipart(entries, image=_TINY_PNG if needs_image else None,
+                                       text=None if needs_image else "immich")
+        status, answer = remote.http_request(host.bind_address, host.ml_port, "POST", "/predict", body=body,
+                                             headers={"Content-Type": content_type}, timeout=remote.command_timeout)
+        if status != 200:
+            raise RemoteCommandError(f"Host '{host.name}': warming {task} failed: HTTP {status} {answer[:120]!r}")
+        done.append(task)
+    return done
+
+
+# --- one host --------------------------------------------------------------------------------------------
+
+def deploy_host(ctx: HostContext, host: Host) -> HostResult:
+    started = time.monotonic()
+    step: Callable[[str], None] = lambda text: ctx.progress.step(host.name, text)  # noqa: E731
+    remote = ctx.connections.remote(host)
+    step("connecting")
+    remote.connect()
+    step("probing")
+    found = probe(remote, host)
+    report = host_checks(host, found.facts, found.remote, ctx.version, allow_public=ctx.options.allow_public)
+    ctx.reports[host.name] = report
+    if not report.ok or report.backend is None:
+        failing = [c for c in report.checks if c.status == FAIL]
+        return HostResult(host.name, "failed", "; ".join(f"{c.name}: {c.detail}" for c in failing),
+                          "; ".join(c.fix for c in failing if c.fix), details={"checks": [c.to_data() for c in report.checks]})
+    rendering = render_host(host, ctx.version, report.backend, arch=found.facts.arch,
+                            armnn_firmware="/lib/firmware/mali_csffw.bin" in found.facts.files)
+    action = decide(rendering, found.remote)
+    current = found.remote.container
+    base = dict(image=rendering.image, backend=rendering.backend,
+                previous_image=current.image if current else None)
+    if ctx.options.dry_run:
+        return dry_run_result(ctx, host, remote, rendering, found, action, base)
+    if action == UNCHANGED:
+        return HostResult(host.name, "unchanged", "same files, container healthy", **base,
+                          duration=time.monotonic() - started)
+    paths = HostPaths.for_dir(host.remote_dir)
+    step("locking")
+    with HostLock(remote, paths, ctx.options.command, force=ctx.options.break_lock):
+        record_host(ctx, host, remote, paths, found)
+        result = apply(ctx, host, remote, paths, rendering, found, action, step)
+    result.image, result.backend, result.previous_image = base["image"], base["backend"], base["previous_image"]
+    result.duration = time.monotonic() - started
+    return result
+
+
+def record_host(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, found: Probe) -> None:
+    """Save the host's current files and state into the local snapshot before changing anything."""
+    if ctx.snapshot is None:
+        return
+    for name, content in read_remote_files(remote, paths).items():
+        ctx.snapshot.write_bytes(f"hosts/{host.name}/files/{name}", content)
+    ctx.snapshot.write_json(f"hosts/{host.name}/state.json", {
+        "state": found.remote.state, "files": found.remote.files, "releases": found.remote.releases,
+        "container": found.remote.container.__dict__ if found.remote.container else None})
+
+
+def release_meta(host: Host, rendering: Rendering, command: str) -> dict[str, Any]:
+    return {"host": host.name, "image": rendering.image, "version": rendering.version.tag,
+            "backend": rendering.backend, "digest": rendering.digest, "files": rendering.hashes,
+            "at": utc_now().isoformat(timespec="seconds"), "by": who(), "command": command,
+            "tool": f"immich-remote {__version__}"}
+
+
+def upload_release(remote: Remote, paths: HostPaths, release_id: str, rendering: Rendering, meta: dict[str, Any]) -> None:
+    remote.run(prepare_release(paths, release_id), what="preparing the release directory")
+    staging = staging_dir(paths, release_id)
+    for f in rendering.files:
+        remote.write_file(f"{staging}/{f.name}", f.content)
+    remote.write_file(f"{staging}/release.json", (json.dumps(meta, indent=2) + "\n").encode())
+    remote.run(commit_release(paths, release_id), what="committing the release")
+
+
+def ensure_image(ctx: HostContext, remote: Remote, image: str, step: Callable[[str], None]) -> None:
+    """Pull (or ship) the image while the old container keeps serving."""
+    if remote.run(image_present(image), check=False, what="docker image inspect").ok:
+        return
+    if ctx.options.ship_image:
+        step(f"shipping {image}")
+        ship_image(remote, image)
+    else:
+        step(f"pulling {image}")
+        remote.run(pull(image), what=f"docker pull {image}")
+
+
+def state_record(current: str, previous: str | None, meta: dict[str, Any]) -> str:
+    return json.dumps({"current": current, "previous": previous, **{k: meta.get(k) for k in
+                       ("image", "version", "backend", "digest", "at", "by", "command", "tool")}})
+
+
+def apply(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, rendering: Rendering, found: Probe,
+          action: str, step: Callable[[str], None]) -> HostResult:
+    old_state = found.remote.state or {}
+    old_current = found.remote.current_release
+    if action == DEPLOY and old_current is None and found.remote.files:
+        # Files from a manual setup: keep them as a release so rollback can return to them.
+        old_current = f"{stamp()}-adopted"
+        remote.run(adopt_current(paths, old_current), what="keeping the existing files")
+        old_state = {"current": old_current, "previous": None, "image": found.remote.container.image
+                     if found.remote.container else None}
+    meta = release_meta(host, rendering, ctx.options.command)
+    release_id = old_current if action == RESTART and old_current else f"{stamp()}-{rendering.digest[:12]}"
+    try:
+        if action == DEPLOY:
+            step("uploading")
+            upload_release(remote, paths, release_id, rendering, meta)
+        ensure_image(ctx, remote, rendering.image, step)
+        step("starting")
+        up_started = time.monotonic()
+        previous = old_current if release_id != old_current else old_state.get("previous")
+        remote.run(activate(paths, release_id, state_record(release_id, previous, meta)), what="activating the files")
+        remote.run(compose_up(paths), what="docker compose up")
+        step("health check")
+        gate = wait_healthy(remote, host, rendering.image, timeout=ctx.options.health_timeout)
+        failure = None if gate.ok else gate.detail
+        logs = gate.logs
+    except RemoteCommandError as exc:
+        failure, logs, up_started = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:], time.monotonic()
+    if failure is None:
+        window = time.monotonic() - up_started
+        if ctx.options.warm_models:
+            step("warming models")
+            warm_models(remote, host, ctx.immich_config)
+        remote.run(append_history(paths, json.dumps({**meta, "event": ctx.options.command, "release": release_id,
+                                                     "result": "ok"})), check=False, what="history")
+        remote.run(prune_releases(paths, [release_id, previous or ""]), check=False, what="pruning old releases")
+        status = {DEPLOY: "deployed", RESTART: "restarted"}[action]
+        return HostResult(host.name, status, gate.detail, window=window if found.remote.container else None,
+                          details={"release": release_id})
+    step("rolling back")
+    return roll_back(ctx, host, remote, paths, action, old_current, old_state, release_id, failure, logs, meta)
+
+
+def roll_back(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, action: str, old_current: str | None,
+              old_state: dict[str, Any], failed_release: str, failure: str, logs: str,
+              meta: dict[str, Any]) -> HostResult:
+    """Return the host to what ran before; with nothing before, take the failed container down again."""
+    details: dict[str, Any] = {"failed_release": failed_release, "logs": logs.splitlines()[-15:]}
+    remote.run(append_history(paths, json.dumps({**meta, "event": ctx.options.command, "release": failed_release,
+                                                 "result": "failed", "reason": failure})), check=False, what="history")
+    if action == RESTART:
+        return HostResult(host.name, "failed", f"{failure}; the current release does not start again",
+                          "see the container logs (`docker compose logs` on the host)", details=details)
+    if old_current is None:
+        remote.run(compose_down(paths), check=False, what="docker compose down")
+        remote.run(remove_files(paths, purge_state=False), check=False, what="removing the failed files")
+        return HostResult(host.name, "failed", f"{failure}; nothing ran here before, so the new container was "
+                          "removed again (the model cache is kept)", "fix the cause and deploy again", details=details)
+    previous_image = read_release_meta(remote, paths, old_current).get("image") or old_state.get("image")
+    try:
+        remote.run(activate(paths, old_current, json.dumps(old_state)), what="restoring the previous files")
+        remote.run(compose_up(paths), what="docker compose up (previous release)")
+        gate = wait_healthy(remote, host, previous_image, timeout=ctx.options.health_timeout) if previous_image \
+            else None
+    except RemoteCommandError as exc:
+        return HostResult(host.name, "failed", f"{failure}; rolling back ALSO failed: {exc.message}",
+                          "inspect the host: `docker compose ps` in the project directory", details=details)
+    if gate is not None and not gate.ok:
+        return HostResult(host.name, "failed", f"{failure}; the previous release is back but not healthy: "
+                          f"{gate.detail}", "inspect the host", details=details)
+    return HostResult(host.name, "rolled-back", f"{failure}; the previous release ({previous_image}) serves again",
+                      "see the logs (--json, or `docker compose logs` on the host)", details=details)
+
+
+def dry_run_result(ctx: HostContext, host: Host, remote: Remote, rendering: Rendering, found: Probe, action: str,
+                   base: dict[str, Any]) -> HostResult:
+    paths = HostPaths.for_dir(host.remote_dir)
+    remote_files = read_remote_files(remote, paths) if action == DEPLOY else {}
+    diffs = {}
+    for name in sorted(set(remote_files) | {f.name for f in rendering.files}):
+        new = rendering.file(name)
+        diff = unified_diff(name, remote_files.get(name), new.content if new else None)
+        if diff:
+            diffs[name] = diff
+    words = {UNCHANGED: "no change", RESTART: "would start the container again", DEPLOY: "would deploy"}
+    return HostResult(host.name, "dry-run", words[action], **base, details={"action": action, "diff": diffs})
+
+
+# --- registration ----------------------------------------------------------------------------------------
+
+def register(client: ImmichClient, compute: Callable[[list[str]], list[str]]) -> tuple[list[str], list[str], bool]:
+    """Apply `compute(current urls)` to Immich's config; (before, after, changed). No PUT when equal."""
+    config = client.get_config()
+    before = list(config["machineLearning"]["urls"])
+    after = compute(before)
+    if after == before:
+        return before, after, False
+    client.set_ml_urls(after)
+    return before, after, True
+
+
+def ok_hosts(hosts: Sequence[Host], results: Sequence[HostResult]) -> list[Host]:
+    good = {r.host for r in results if r.status in ("deployed", "unchanged", "restarted", "upgraded")}
+    return [h for h in hosts if h.name in good]

@@ -1,0 +1,216 @@
+"""What to run on a host: pure builders of command lines and small POSIX sh scripts.
+
+Nothing here executes anything (Kamal's `commands/` idea): each function returns the text that
+`ssh.Remote.run` will send, so the exact commands are unit-tested without a host.
+
+Layout of a host's project directory (default ~/immich-remote-ml):
+
+    docker-compose.yml, hwaccel.ml.yml     the active files; Compose runs from here
+    .immich-remote/releases/<id>/          every deployed file set, with release.json (kept: a few)
+    .immich-remote/state.json              {"current": <id>, "previous": <id>} for rollback
+    .immich-remote/lock/owner              present while a run holds the host (mkdir is atomic)
+    .immich-remote/history.jsonl           one JSON line per change
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .render import COMPOSE_FILE, MANAGED_FILES, PROJECT_NAME
+
+STATE_DIRNAME = ".immich-remote"
+KEEP_RELEASES = 5
+
+
+def remote_path(remote_dir: str) -> str:
+    """`~/x` -> `x`: SSH commands and SFTP both start in the login directory, and a relative path
+    keeps `~` out of quoting trouble. Absolute and relative paths are kept."""
+    if remote_dir in ("~", "~/"):
+        return "."
+    if remote_dir.startswith("~/"):
+        return remote_dir[2:].rstrip("/") or "."
+    return remote_dir.rstrip("/") or "/"
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    root: str
+
+    @classmethod
+    def for_dir(cls, remote_dir: str) -> HostPaths:
+        return cls(remote_path(remote_dir))
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    @property
+    def state_dir(self) -> str:
+        return self.join(STATE_DIRNAME)
+
+    @property
+    def releases(self) -> str:
+        return self.join(STATE_DIRNAME, "releases")
+
+    def release(self, release_id: str) -> str:
+        return self.join(STATE_DIRNAME, "releases", release_id)
+
+    @property
+    def state_file(self) -> str:
+        return self.join(STATE_DIRNAME, "state.json")
+
+    @property
+    def lock(self) -> str:
+        return self.join(STATE_DIRNAME, "lock")
+
+    @property
+    def history(self) -> str:
+        return self.join(STATE_DIRNAME, "history.jsonl")
+
+    @property
+    def compose_file(self) -> str:
+        return self.join(COMPOSE_FILE)
+
+
+def sh(script: str) -> str:
+    """Run a script with /bin/sh whatever the deploy user's login shell is (bash, zsh, fish...)."""
+    return "sh -c " + shlex.quote(script)
+
+
+def q(value: str) -> str:
+    return shlex.quote(value)
+
+
+# --- Compose and Docker ------------------------------------------------------------------------------
+
+def compose(paths: HostPaths, *args: str) -> list[str]:
+    return ["docker", "compose", "--project-directory", paths.root, "-f", paths.compose_file, *args]
+
+
+def compose_up(paths: HostPaths) -> list[str]:
+    """Create or update the container. The image was pulled (or shipped) just before."""
+    return compose(paths, "up", "--detach", "--remove-orphans", "--pull", "never")
+
+
+def compose_down(paths: HostPaths) -> list[str]:
+    """Stop and remove the container and network. Named volumes (the model cache) are kept."""
+    return compose(paths, "down", "--remove-orphans")
+
+
+def compose_logs(paths: HostPaths, tail: int = 30) -> list[str]:
+    return compose(paths, "logs", "--no-color", "--tail", str(tail))
+
+
+def pull(image: str) -> list[str]:
+    return ["docker", "pull", "--quiet", image]
+
+
+def image_present(image: str) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
+
+
+def inspect_containers() -> str:
+    """Every container of our Compose project, as `docker inspect` JSON (found by label, not by file)."""
+    label = f"com.docker.compose.project={PROJECT_NAME}"
+    return (f'ids=$(docker ps -aq --filter label={label} 2>/dev/null); '
+            f'if [ -n "$ids" ]; then docker inspect $ids; else echo "[]"; fi')
+
+
+def volume_remove(volume: str) -> list[str]:
+    return ["docker", "volume", "rm", volume]
+
+
+def cache_volume_name(volume: str) -> str:
+    """The engine-side name of the model-cache volume (Compose prefixes the project name)."""
+    return f"{PROJECT_NAME}_{volume}"
+
+
+def cache_usage(volume_or_path: str) -> str:
+    """Size of the model cache in bytes (du on a host path; `docker system df -v` for a volume)."""
+    if volume_or_path.startswith("/"):
+        return f"du -sb {q(volume_or_path)} 2>/dev/null | cut -f1"
+    name = cache_volume_name(volume_or_path)
+    return (f"docker system df -v --format '{{{{range .Volumes}}}}{{{{.Name}}}} {{{{.Size}}}}{{{{\"\\n\"}}}}"
+            f"{{{{end}}}}' 2>/dev/null | awk '$1 == \"{name}\" {{print $2}}'")
+
+
+# --- Files, releases, lock -------------------------------------------------------------------------------
+
+def files_state(paths: HostPaths) -> str:
+    """Hashes of the active managed files, the state file, the lock owner and the release list."""
+    files = " ".join(q(name) for name in MANAGED_FILES)
+    return (f"cd {q(paths.root)} 2>/dev/null || exit 0; "
+            f"for f in {files}; do [ -f \"$f\" ] && sha256sum \"$f\"; done; "
+            f"echo '--state--'; cat {STATE_DIRNAME}/state.json 2>/dev/null; echo; "
+            f"echo '--lock--'; cat {STATE_DIRNAME}/lock/owner 2>/dev/null; echo; "
+            f"echo '--releases--'; ls -1 {STATE_DIRNAME}/releases 2>/dev/null")
+
+
+def take_lock(paths: HostPaths, owner_json: str, *, force: bool = False) -> str:
+    """Atomic lock: `mkdir` succeeds for exactly one run. Prints LOCKED, or HELD plus the owner."""
+    steal = f"rm -rf {q(paths.lock)}; " if force else ""
+    return sh(
+        f"mkdir -p {q(paths.state_dir)} && {steal}"
+        f"if mkdir {q(paths.lock)} 2>/dev/null; then printf '%s\\n' {q(owner_json)} > {q(paths.lock)}/owner; "
+        f"echo LOCKED; else echo HELD; cat {q(paths.lock)}/owner 2>/dev/null; fi")
+
+
+def release_lock(paths: HostPaths) -> str:
+    return sh(f"rm -rf {q(paths.lock)}")
+
+
+def prepare_release(paths: HostPaths, release_id: str) -> str:
+    """An empty staging directory for a release's files (renamed into place when complete)."""
+    staging = paths.release(f".{release_id}.tmp")
+    return sh(f"mkdir -p {q(paths.releases)} && rm -rf {q(staging)} && mkdir {q(staging)}")
+
+
+def staging_dir(paths: HostPaths, release_id: str) -> str:
+    return paths.release(f".{release_id}.tmp")
+
+
+def commit_release(paths: HostPaths, release_id: str) -> str:
+    """Move a complete staging directory to its final name (one rename: it exists whole or not at all)."""
+    return sh(f"rm -rf {q(paths.release(release_id))} && mv {q(staging_dir(paths, release_id))} "
+              f"{q(paths.release(release_id))}")
+
+
+def adopt_current(paths: HostPaths, release_id: str) -> str:
+    """Keep files found on the host without our state (a manual setup) as a release, so rollback can return."""
+    files = " ".join(q(name) for name in MANAGED_FILES)
+    release = q(f"{STATE_DIRNAME}/releases/{release_id}")
+    return sh(f"cd {q(paths.root)} && mkdir -p {release} && "
+              f"for f in {files}; do if [ -f \"$f\" ]; then cp -p \"$f\" {release}/; fi; done")
+
+
+def activate(paths: HostPaths, release_id: str, state_json: str) -> str:
+    """Put a release's files in place (each by temp file + rename), drop managed files it lacks,
+    and write state.json the same way. The previous release stays under releases/ for rollback."""
+    release = f"{STATE_DIRNAME}/releases/{release_id}"
+    parts = [f"set -e; cd {q(paths.root)}", f"[ -d {q(release)} ]"]
+    for name in MANAGED_FILES:
+        parts.append(f"if [ -f {q(release + '/' + name)} ]; then cp {q(release + '/' + name)} {q('.' + name + '.tmp')} "
+                     f"&& mv -f {q('.' + name + '.tmp')} {q(name)}; else rm -f {q(name)}; fi")
+    parts.append(f"printf '%s\\n' {q(state_json)} > {STATE_DIRNAME}/.state.json.tmp && "
+                 f"mv -f {STATE_DIRNAME}/.state.json.tmp {STATE_DIRNAME}/state.json")
+    return sh("; ".join(parts))
+
+
+def append_history(paths: HostPaths, line_json: str) -> str:
+    return sh(f"mkdir -p {q(paths.state_dir)} && printf '%s\\n' {q(line_json)} >> {q(paths.history)}")
+
+
+def prune_releases(paths: HostPaths, keep: Sequence[str], newest: int = KEEP_RELEASES) -> str:
+    """Delete old releases, always keeping `keep` (current, previous) and the `newest` by name (time)."""
+    keep_pattern = " ".join(q(k) for k in keep if k) or "''"
+    return sh(f"cd {q(paths.releases)} 2>/dev/null || exit 0; "
+              f"ls -1 | grep -v '^\\.' | sort -r | tail -n +{newest + 1} | while read -r r; do "
+              f"case \" {keep_pattern} \" in *\" $r \"*) ;; *) rm -rf \"$r\";; esac; done")
+
+
+def remove_files(paths: HostPaths, *, purge_state: bool) -> str:
+    """After `compose down`: remove our files (and with purge_state, our records) from the directory."""
+    files = " ".join(q(name) for name in MANAGED_FILES)
+    state = f" {STATE_DIRNAME}" if purge_state else ""
+    return sh(f"cd {q(paths.root)} 2>/dev/null || exit 0; rm -rf {files}{state}")

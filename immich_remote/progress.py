@@ -1,0 +1,79 @@
+"""Live progress for multi-host runs: one line per host with its current step.
+
+On a terminal a rich Live table redraws in place; elsewhere (CI logs, pipes) each step change is
+one plain line on stderr; with --json nothing is printed unless -v. Thread-safe: hosts report
+from worker threads.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .output import STATUS_STYLE
+
+
+class Progress:
+    def __init__(self, hosts: Sequence[str], *, enabled: bool = True, title: str = "") -> None:
+        self._lock = threading.Lock()
+        self._steps = {h: "waiting" for h in hosts}
+        self._started: dict[str, float] = {}
+        self._done: dict[str, str] = {}
+        self.enabled = enabled
+        self.title = title
+        self._console = Console(stderr=True, highlight=False)
+        self._live: Live | None = None
+        self._tty = enabled and sys.stderr.isatty() and not self._console.is_dumb_terminal
+
+    def __enter__(self) -> Progress:
+        if self._tty:
+            self._live = Live(self._render(), console=self._console, refresh_per_second=8, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def step(self, host: str, text: str) -> None:
+        with self._lock:
+            self._started.setdefault(host, time.monotonic())
+            self._steps[host] = text
+            self._emit(host, text)
+
+    def finish(self, host: str, status: str, detail: str = "") -> None:
+        with self._lock:
+            self._done[host] = status
+            self._steps[host] = f"{status}{': ' + detail if detail else ''}"
+            self._emit(host, self._steps[host], final=True)
+
+    def _emit(self, host: str, text: str, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self._live is not None:
+            self._live.update(self._render())
+        else:
+            elapsed = time.monotonic() - self._started.get(host, time.monotonic())
+            style = STATUS_STYLE.get(text.split(":")[0], "") if final else "dim"
+            self._console.print(Text(f"{host}: ", style="bold") + Text(text, style=style)
+                                + Text(f"  ({elapsed:.1f}s)" if final else "", style="dim"))
+
+    def _render(self) -> Table:
+        table = Table(title=self.title or None, box=None, show_header=False, pad_edge=False)
+        table.add_column("host", style="bold")
+        table.add_column("step")
+        table.add_column("time", style="dim", justify="right")
+        now = time.monotonic()
+        for host, text in self._steps.items():
+            elapsed = f"{now - self._started[host]:.1f}s" if host in self._started else ""
+            style = STATUS_STYLE.get(self._done.get(host, ""), "")
+            table.add_row(host, Text(text, style=style), elapsed)
+        return table

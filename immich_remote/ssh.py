@@ -1,0 +1,362 @@
+"""SSH: the only module that opens connections to hosts (fabric on top of paramiko).
+
+- Host keys are checked strictly: the user's ~/.ssh/known_hosts, any `UserKnownHostsFile` from
+  ~/.ssh/config, and the inventory's `ssh.known_hosts`. An unknown key is refused with its
+  fingerprint and the command that trusts it; a changed key is refused loudly. Never auto-added.
+- ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump), ssh-agent and per-host keys work
+  as with OpenSSH.
+- One connection per host for a whole run; handshakes in flight are bounded by a semaphore.
+- Every remote command has a timeout, and so do connects, banners, auth and channel opens, so a
+  hung host fails in seconds instead of hanging the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut
+
+from .errors import HostKeyError, RemoteCommandError, SSHError
+
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint, e.g. `SHA256:n1Xx...` (what `ssh-keygen -lf` prints)."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """The name a known_hosts line uses: `host` on port 22, `[host]:port` otherwise."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class _RejectUnknown(paramiko.MissingHostKeyPolicy):
+    """Refuse unknown hosts, keeping the offered key so the error can show its fingerprint."""
+
+    def __init__(self, label: str, trust_hint: str) -> None:
+        self.label = label
+        self.trust_hint = trust_hint
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise HostKeyError(
+            f"Host '{self.label}' ({hostname}) is not in known_hosts; its {key.get_name()} key fingerprint is "
+            f"{fingerprint(key)}. Refusing to connect to an unverified host.",
+            hint=f"Check the fingerprint on the host (`ssh-keygen -lf /etc/ssh/ssh_host_{_key_file(key)}_key.pub`), "
+            f"then run: {self.trust_hint}")
+
+
+def _key_file(key: paramiko.PKey) -> str:
+    return {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}.get(key.get_name(), "ecdsa")
+
+
+@dataclass
+class CommandResult:
+    command: str
+    stdout: str
+    stderr: str
+    exit_status: int
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect: a name for messages plus what OpenSSH would need."""
+
+    label: str
+    address: str
+    user: str | None = None
+    port: int | None = None
+    key: Path | None = None
+
+
+class Remote:
+    """One SSH connection to one host, reused for every step of a run."""
+
+    def __init__(self, target: Target, *, known_hosts: Sequence[Path] = (), ssh_config: Path | None = None,
+                 connect_timeout: float = 10.0, command_timeout: float = 600.0,
+                 handshake_gate: threading.Semaphore | None = None) -> None:
+        self.target = target
+        self.command_timeout = command_timeout
+        self.connect_timeout = connect_timeout
+        self._gate = handshake_gate or threading.Semaphore(4)
+        config = Config(runtime_ssh_path=str(ssh_config)) if ssh_config else Config()
+        connect_kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout,
+                                "channel_timeout": connect_timeout}
+        if target.key:
+            connect_kwargs["key_filename"] = [str(target.key)]
+        self.conn = Connection(target.address, user=target.user, port=target.port, config=config,
+                               connect_timeout=int(max(1, connect_timeout)), connect_kwargs=connect_kwargs)
+        self._known_hosts = self._known_hosts_files(known_hosts)
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # --- connecting -----------------------------------------------------------------------------
+    def _known_hosts_files(self, extra: Sequence[Path]) -> list[Path]:
+        files = [DEFAULT_KNOWN_HOSTS.expanduser()]
+        for item in self.conn.ssh_config.get("userknownhostsfile", "").split():
+            files.append(Path(os.path.expanduser(item)))
+        files.extend(Path(p).expanduser() for p in extra)
+        return list(dict.fromkeys(files))
+
+    @property
+    def where(self) -> str:
+        user = f"{self.conn.user}@" if self.conn.user else ""
+        return f"{user}{self.conn.host}:{self.conn.port}"
+
+    def connect(self) -> Remote:
+        if self.conn.is_connected:
+            return self
+        client = self.conn.client
+        host_keys = client.get_host_keys()
+        for path in self._known_hosts:
+            if path.is_file():
+                try:
+                    host_keys.load(str(path))
+                except (OSError, paramiko.SSHException) as exc:
+                    raise SSHError(f"Cannot read known_hosts file {path}: {exc}.") from None
+        trust = f"immich-remote trust {shlex.quote(self.target.label)}"
+        client.set_missing_host_key_policy(_RejectUnknown(self.target.label, trust))
+        with self._gate:
+            try:
+                self.conn.open()
+            except HostKeyError:
+                raise
+            except paramiko.BadHostKeyException as exc:
+                name = known_hosts_name(self.conn.host, self.conn.port)
+                raise HostKeyError(
+                    f"Host '{self.target.label}' ({self.where}) presented a DIFFERENT host key than known_hosts "
+                    f"records ({exc.key.get_name()} {fingerprint(exc.key)}, expected {fingerprint(exc.expected_key)}). "
+                    "This can be an attack; immich-remote refuses to connect.",
+                    hint=f"If the host was reinstalled, remove the old key with `ssh-keygen -R '{name}'`, verify the "
+                    f"new one and run `{trust}`.") from None
+            except paramiko.AuthenticationException as exc:
+                raise SSHError(
+                    f"Host '{self.target.label}': SSH authentication failed as {self.conn.user} at {self.where} ({exc}).",
+                    hint="Load the key into ssh-agent, set ssh_key in the inventory, or check ~/.ssh/config; the "
+                    "deploy user needs key-based login.") from None
+            except TimeoutError as exc:
+                raise SSHError(f"Host '{self.target.label}': no SSH answer from {self.where} within "
+                               f"{self.connect_timeout:g} s ({exc or 'timed out'}).",
+                               hint="Is the host up and reachable? Is something blocking port "
+                               f"{self.conn.port}?") from None
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise SSHError(f"Host '{self.target.label}': cannot connect to {self.where}: {exc or type(exc).__name__}.",
+                               hint="Check the address and SSH port in the inventory, and that sshd runs.") from None
+        return self
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # noqa: BLE001 - closing a dead channel must not mask the real error
+                pass
+            self._sftp = None
+        self.conn.close()
+
+    def __enter__(self) -> Remote:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- commands -------------------------------------------------------------------------------
+    def run(self, command: str | Sequence[str], *, timeout: float | None = None, check: bool = True,
+            what: str | None = None, stdin: bytes | None = None) -> CommandResult:
+        """Run a command (a shell string, or argv that is quoted for you) with a timeout."""
+        text = command if isinstance(command, str) else shlex.join(command)
+        limit = timeout or self.command_timeout
+        self.connect()
+        started = time.monotonic()
+        try:
+            result = self.conn.run(text, hide=True, warn=True, timeout=limit, pty=False,
+                                   in_stream=io.StringIO(stdin.decode()) if stdin is not None else False)
+        except CommandTimedOut:
+            raise RemoteCommandError(
+                f"Host '{self.target.label}': {what or 'a command'} did not finish within {limit:g} s "
+                "(the host may be hung or overloaded).", command=text,
+                hint="Retry when the host responds; raise ssh.command_timeout for slow pulls.") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise SSHError(f"Host '{self.target.label}': the SSH connection failed during "
+                           f"{what or 'a command'}: {exc or type(exc).__name__}.") from None
+        done = CommandResult(text, result.stdout, result.stderr, result.exited, time.monotonic() - started)
+        if check and not done.ok:
+            detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
+            raise RemoteCommandError(
+                f"Host '{self.target.label}': {what or 'command'} failed (exit {done.exit_status}): "
+                + (" | ".join(detail) or "no output"),
+                command=text, stdout=done.stdout, stderr=done.stderr, exit_status=done.exit_status)
+        return done
+
+    def stream_in(self, command: str, chunks: Iterable[bytes], *, timeout: float | None = None,
+                  what: str = "a streamed upload") -> CommandResult:
+        """Run `command` with `chunks` on its stdin over this connection (e.g. `docker load`)."""
+        self.connect()
+        limit = timeout or self.command_timeout
+        started = time.monotonic()
+        transport = self.conn.client.get_transport()
+        if transport is None:
+            raise SSHError(f"Host '{self.target.label}': the SSH connection is closed.")
+        channel = transport.open_session(timeout=self.connect_timeout)
+        channel.settimeout(limit)
+        try:
+            channel.exec_command(command)
+            for chunk in chunks:
+                channel.sendall(chunk)
+                if time.monotonic() - started > limit:
+                    raise TimeoutError()
+            channel.shutdown_write()
+            stdout = _read_all(channel.makefile("rb"))
+            stderr = _read_all(channel.makefile_stderr("rb"))
+            status = channel.recv_exit_status()
+        except TimeoutError:
+            raise RemoteCommandError(f"Host '{self.target.label}': {what} did not finish within {limit:g} s.",
+                                     command=command) from None
+        finally:
+            channel.close()
+        done = CommandResult(command, stdout.decode(errors="replace"), stderr.decode(errors="replace"), status,
+                             time.monotonic() - started)
+        if not done.ok:
+            raise RemoteCommandError(f"Host '{self.target.label}': {what} failed (exit {status}): "
+                                     f"{done.stderr.strip()[-300:] or done.stdout.strip()[-300:]}",
+                                     command=command, stdout=done.stdout, stderr=done.stderr, exit_status=status)
+        return done
+
+    # --- files ------------------------------------------------------------------------------------
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        self.connect()
+        if self._sftp is None:
+            self._sftp = self.conn.sftp()
+            channel = self._sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(self.command_timeout)
+        return self._sftp
+
+    def write_file(self, path: str, content: bytes, *, mode: int = 0o644) -> None:
+        try:
+            with self.sftp.open(path, "wb") as handle:
+                handle.write(content)
+            self.sftp.chmod(path, mode)
+        except (OSError, paramiko.SSHException) as exc:
+            raise SSHError(f"Host '{self.target.label}': cannot write {path}: {exc}.",
+                           hint="Check that the deploy user owns the remote directory.") from None
+
+    # --- HTTP through the host ---------------------------------------------------------------------
+    def http_get(self, address: str, port: int, path: str = "/ping", *, timeout: float = 5.0) -> tuple[int, bytes]:
+        """GET http://address:port/path *from the host itself*, through this SSH connection.
+
+        A `direct-tcpip` channel opens the TCP connection on the host's side, so this tests exactly
+        the bind address and port, needs no curl on the host, and never exposes the port.
+        """
+        return self.http_request(address, port, "GET", path, timeout=timeout)
+
+    def http_request(self, address: str, port: int, method: str, path: str, *, body: bytes = b"",
+                     headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+        self.connect()
+        transport = self.conn.client.get_transport()
+        if transport is None:
+            raise SSHError(f"Host '{self.target.label}': the SSH connection is closed.")
+        try:
+            channel = transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            raise ConnectionRefusedError(f"{address}:{port}: {exc.text}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionError(f"{address}:{port}: {exc}") from None
+        try:
+            channel.settimeout(timeout)
+            host_header = f"[{address}]" if ":" in address else address
+            lines = [f"{method} {path} HTTP/1.0", f"Host: {host_header}:{port}", "User-Agent: immich-remote",
+                     f"Content-Length: {len(body)}", "Connection: close"]
+            lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+            channel.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            raw = _read_all_channel(channel, deadline=time.monotonic() + timeout)
+        finally:
+            channel.close()
+        return parse_http_response(raw)
+
+
+def _read_all(handle: io.BufferedIOBase) -> bytes:
+    return handle.read()
+
+
+def _read_all_channel(channel: paramiko.Channel, *, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("no complete HTTP answer in time")
+        data = channel.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def parse_http_response(raw: bytes) -> tuple[int, bytes]:
+    """(status, body) from a raw HTTP/1.x response; ValueError if it is not one."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    parts = status_line.split()
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ValueError(f"not an HTTP response: {status_line[:60]!r}")
+    return int(parts[1]), body
+
+
+def host_key_of(address: str, port: int, *, timeout: float = 10.0) -> paramiko.PKey:
+    """Fetch a server's host key without authenticating (for `immich-remote trust`)."""
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+    except OSError as exc:
+        raise SSHError(f"Cannot connect to {address}:{port}: {exc}.") from None
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    try:
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise SSHError(f"{address}:{port} did not complete an SSH handshake: {exc}.") from None
+    finally:
+        transport.close()
+
+
+def append_known_host(path: Path, address: str, port: int, key: paramiko.PKey) -> str:
+    """Record a host key in a known_hosts file (created 0600 if needed); returns the line written."""
+    line = f"{known_hosts_name(address, port)} {key.get_name()} {key.get_base64()}"
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    exists = path.exists()
+    with open(path, "a", encoding="utf-8") as handle:
+        if exists and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            handle.write("\n")
+        handle.write(line + "\n")
+    if not exists:
+        path.chmod(0o600)
+    return line
+
+
+def resolve_target(target: Target, ssh_config: Path | None = None) -> tuple[str, int, str | None]:
+    """(address, port, user) after applying ~/.ssh/config, as the connection will use them."""
+    config = Config(runtime_ssh_path=str(ssh_config)) if ssh_config else Config()
+    conn = Connection(target.address, user=target.user, port=target.port, config=config)
+    return conn.host, conn.port, conn.user
+
+
+def iter_file(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while data := handle.read(chunk):
+            yield data
