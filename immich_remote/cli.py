@@ -269,12 +269,8 @@ def deploy(ctx: click.Context, app: App, host_names: tuple[str, ...], server_ver
     """
     from .commands.deploy import deploy_command
     from .deploy import DeployOptions
-    from .inventory import parse_duration
 
-    try:
-        timeout = parse_duration(health_timeout) if health_timeout else None
-    except ValueError as exc:
-        raise InputError(f"--health-timeout: {exc}.") from None
+    timeout = duration_option(health_timeout, "--health-timeout")
     options = DeployOptions(dry_run=dry_run, allow_public=allow_public, break_lock=break_lock, ship_image=ship_image,
                             warm_models=warm_models, health_timeout=timeout)
     ctx.exit(deploy_command(app, host_names, server_version=server_version, options=options, parallel=parallel,
@@ -299,6 +295,178 @@ def trust(app: App, host_name: str, yes: bool) -> None:
     """
     from .commands.trust import trust_command
     trust_command(app, host_name, yes=yes)
+
+
+def duration_option(value: str | None, name: str) -> float | None:
+    from .inventory import parse_duration
+
+    try:
+        return parse_duration(value) if value else None
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}.") from None
+
+
+# --- status, upgrade, rollback, remove -------------------------------------------------------------
+
+@cli.command()
+@HOSTS_ARG
+@click.option("--watch", "-w", metavar="SECONDS", type=float, default=None, help="Redraw every SECONDS until Ctrl-C.")
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def status(ctx: click.Context, app: App, host_names: tuple[str, ...], watch: float | None, parallel: int) -> None:
+    """Show what runs where, read live from the hosts and the Immich server.
+
+    Per host: reachable, container state and health, the running image's version (from the
+    container itself) against the server's, /ping latency from here, its position in Immich's
+    URL list, model-cache size, and the last change (who, when, what). Then the server's
+    version, its URL list in order, and which URL it would use now.
+
+    \b
+    Example:
+      immich-remote status
+      immich-remote status --watch 5
+    Exit 0 when every host serves the server's version, 1 otherwise.
+    """
+    from .commands.status import status_command
+    ctx.exit(status_command(app, host_names, parallel=parallel, watch=watch))
+
+
+@cli.command()
+@HOSTS_ARG
+@click.option("--to", "to_version", metavar="X.Y.Z", help="Target version [default: the server's].")
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a host is not on the server's version.")
+@click.option("--wait-server", is_flag=True, help="First wait for the server to come back from its own upgrade.")
+@click.option("--wait-timeout", metavar="DURATION", default="15m", show_default=True, help="Deadline for --wait-server.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Hosts swapped at the same time.")
+@click.option("--max-fail", type=click.IntRange(1), default=None, metavar="N", help="Stop after N failed hosts.")
+@click.option("--health-timeout", metavar="DURATION", default=None, help="Health gate deadline per host.")
+@click.option("--ship-image", is_flag=True, help="Stream the image from this machine's Docker over SSH (no pull).")
+@click.option("--remote-only", is_flag=True, help="Confirm fallback: remote-only.")
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_version: str | None, check_only: bool,
+            wait_server: bool, wait_timeout: str, batch: int, max_fail: int | None, health_timeout: str | None,
+            ship_image: bool, remote_only: bool, parallel: int) -> None:
+    """Bring every ML host to the Immich server's version (run it right after upgrading Immich).
+
+    The new image is pre-pulled on all hosts in parallel first (nothing else changes), then hosts
+    are swapped --batch at a time through deploy's health gate; while one swaps, Immich uses the
+    next URL. Each host's unavailability window is measured. A host whose new version fails is
+    rolled back to its previous tag on its own. The model cache is never touched.
+
+    \b
+    Examples:
+      immich-remote upgrade --wait-server     # right after `docker compose pull && up -d` on the server
+      immich-remote upgrade --check           # for cron/monitoring: exit 1 if a host is behind
+      immich-remote upgrade --to 2.7.5 --batch 2 --max-fail 1
+    """
+    if check_only:
+        from .commands.upgrade import check_only as upgrade_check
+        ctx.exit(upgrade_check(app, host_names, parallel))
+    from .commands.upgrade import upgrade_command
+    ctx.exit(upgrade_command(app, host_names, to=to_version, wait_server=wait_server,
+                             wait_timeout=duration_option(wait_timeout, "--wait-timeout") or 900.0, batch=batch,
+                             max_fail=max_fail, parallel=parallel,
+                             health_timeout=duration_option(health_timeout, "--health-timeout"),
+                             ship_image=ship_image, remote_only=remote_only))
+
+
+@cli.command()
+@HOSTS_ARG
+@click.option("--health-timeout", metavar="DURATION", default=None, help="Health gate deadline per host.")
+@click.option("--break-lock", is_flag=True, help="Take over a host lock left behind by a dead run.")
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def rollback(ctx: click.Context, app: App, host_names: tuple[str, ...], health_timeout: str | None, break_lock: bool,
+             parallel: int) -> None:
+    """Return hosts to their previous deployment (files and image tag), through the health gate.
+
+    The previous release is kept on each host under .immich-remote/releases. Immich's URL list is
+    not touched; to put that back, use `immich-remote config restore`.
+
+    \b
+    Example:
+      immich-remote rollback gpu-box
+    """
+    from .commands.rollback import rollback_command
+    ctx.exit(rollback_command(app, host_names, parallel=parallel,
+                              health_timeout=duration_option(health_timeout, "--health-timeout"), break_lock=break_lock))
+
+
+@cli.command()
+@HOSTS_ARG
+@click.option("--purge-cache", is_flag=True, help="Also delete the model-cache volume (models download again).")
+@click.option("--restore-local", is_flag=True, help="In remote-only mode, put the local ML URL back when the last "
+              "remote URL goes.")
+@click.option("--break-lock", is_flag=True, help="Take over a host lock left behind by a dead run.")
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def remove(ctx: click.Context, app: App, host_names: tuple[str, ...], purge_cache: bool, restore_local: bool,
+           break_lock: bool, parallel: int) -> None:
+    """Unregister hosts from Immich, then `docker compose down` on them.
+
+    The URL goes first, so Immich stops sending work before the container stops; the local
+    fallback is kept (or, in remote-only mode, removing the last URL needs --restore-local).
+    The model cache is kept unless --purge-cache.
+
+    \b
+    Example:
+      immich-remote remove old-box
+    """
+    from .commands.remove import remove_command
+    ctx.exit(remove_command(app, host_names, purge_cache=purge_cache, restore_local=restore_local,
+                            parallel=parallel, break_lock=break_lock))
+
+
+# --- config -------------------------------------------------------------------------------------------
+
+@cli.group("config")
+def config_group() -> None:
+    """Immich's ML settings as recorded before each change."""
+
+
+@config_group.command("snapshots")
+@json_option
+@pass_app
+def config_snapshots(app: App) -> None:
+    """List the snapshots recorded before each change (newest last).
+
+    \b
+    Example:
+      immich-remote config snapshots
+    """
+    from .commands.config import snapshots_command
+    snapshots_command(app)
+
+
+@config_group.command("restore")
+@click.argument("snapshot", required=False)
+@click.option("--all", "whole", is_flag=True, help="Restore the WHOLE recorded config, not only the ML URLs.")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would change.")
+@json_option
+@pass_app
+@click.pass_context
+def config_restore(ctx: click.Context, app: App, snapshot: str | None, whole: bool, dry_run: bool) -> None:
+    """Put Immich's ML URL list back as recorded in SNAPSHOT (default: the newest).
+
+    Only machineLearning.urls changes unless --all. The current config is recorded first, so a
+    restore can itself be undone.
+
+    \b
+    Example:
+      immich-remote config restore                # newest snapshot
+      immich-remote config restore 20261127T1015  # by (unique prefix of) name
+    """
+    from .commands.config import restore_command
+    ctx.exit(restore_command(app, snapshot, whole=whole, dry_run=dry_run))
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from .hostcmd import (
     activate,
     adopt_current,
     append_history,
+    cache_volume_name,
     commit_release,
     compose_down,
     compose_up,
@@ -43,12 +44,14 @@ from .hostcmd import (
     sh,
     staging_dir,
     take_lock,
+    volume_remove,
+    write_state,
 )
 from .immich_api import ImmichClient
 from .inventory import Host, Inventory
 from .preflight import FAIL, HostReport, host_checks
 from .progress import Progress
-from .render import MANAGED_FILES, Rendering, render_host
+from .render import MANAGED_FILES, PROJECT_NAME, RenderedFile, Rendering, render_host
 from .rollout import Connections, HostResult
 from .snapshots import Snapshot, stamp, utc_now, who
 from .ssh import Remote
@@ -78,6 +81,15 @@ class HostContext:
     snapshot: Snapshot | None
     immich_config: dict[str, Any] | None = None
     reports: dict[str, HostReport] = field(default_factory=dict)
+    # What a host should run; default: render the inventory for `version`. `rollback` swaps in the
+    # previous release's files here and reuses everything else.
+    target: Callable[[HostContext, Host, Remote, Probe, HostReport], Rendering] | None = None
+
+    def rendering_for(self, host: Host, remote: Remote, found: Probe, report: HostReport) -> Rendering:
+        if self.target is not None:
+            return self.target(self, host, remote, found, report)
+        return render_host(host, self.version, report.backend or "cpu", arch=found.facts.arch,
+                           armnn_firmware="/lib/firmware/mali_csffw.bin" in found.facts.files)
 
 
 @dataclass
@@ -245,8 +257,7 @@ def deploy_host(ctx: HostContext, host: Host) -> HostResult:
         failing = [c for c in report.checks if c.status == FAIL]
         return HostResult(host.name, "failed", "; ".join(f"{c.name}: {c.detail}" for c in failing),
                           "; ".join(c.fix for c in failing if c.fix), details={"checks": [c.to_data() for c in report.checks]})
-    rendering = render_host(host, ctx.version, report.backend, arch=found.facts.arch,
-                            armnn_firmware="/lib/firmware/mali_csffw.bin" in found.facts.files)
+    rendering = ctx.rendering_for(host, remote, found, report)
     action = decide(rendering, found.remote)
     current = found.remote.container
     base = dict(image=rendering.image, backend=rendering.backend,
@@ -414,3 +425,82 @@ def register(client: ImmichClient, compute: Callable[[list[str]], list[str]]) ->
 def ok_hosts(hosts: Sequence[Host], results: Sequence[HostResult]) -> list[Host]:
     good = {r.host for r in results if r.status in ("deployed", "unchanged", "restarted", "upgraded")}
     return [h for h in hosts if h.name in good]
+
+
+# --- upgrade and rollback reuse the same procedure ---------------------------------------------------
+
+def prepull_host(ctx: HostContext, host: Host) -> HostResult:
+    """Upgrade's first phase: put the new image on the host while nothing else changes."""
+    remote = ctx.connections.remote(host)
+    ctx.progress.step(host.name, "connecting")
+    remote.connect()
+    found = probe(remote, host)
+    report = host_checks(host, found.facts, found.remote, ctx.version, allow_public=ctx.options.allow_public)
+    if not report.ok or report.backend is None:
+        failing = [c for c in report.checks if c.status == FAIL]
+        return HostResult(host.name, "failed", "; ".join(f"{c.name}: {c.detail}" for c in failing),
+                          "; ".join(c.fix for c in failing if c.fix))
+    rendering = ctx.rendering_for(host, remote, found, report)
+    ensure_image(ctx, remote, rendering.image, lambda text: ctx.progress.step(host.name, text))
+    current = found.remote.container
+    return HostResult(host.name, "pulled", "image ready", image=rendering.image,
+                      previous_image=current.image if current else None, backend=rendering.backend)
+
+
+def previous_release(ctx: HostContext, host: Host, remote: Remote, found: Probe, report: HostReport) -> Rendering:
+    """`rollback`'s target: the files and image of the release before the current one, read from the host."""
+    release = found.remote.previous_release
+    if not release:
+        raise ImmichRemoteError(f"Host '{host.name}': no previous deployment is recorded on the host.",
+                                hint="Nothing to roll back to; deploy a version explicitly with --server-version.")
+    paths = HostPaths.for_dir(host.remote_dir)
+    meta = read_release_meta(remote, paths, release)
+    files: list[RenderedFile] = []
+    for name in MANAGED_FILES:
+        try:
+            with remote.sftp.open(f"{paths.release(release)}/{name}", "rb") as handle:
+                files.append(RenderedFile(name, handle.read()))
+        except OSError:
+            continue
+    if not files or not meta.get("image"):
+        raise ImmichRemoteError(f"Host '{host.name}': release {release} is incomplete on the host (no files or "
+                                "release.json); cannot roll back to it.")
+    version = ImmichVersion.parse(meta.get("version") or "0.0.0", source=f"release {release}")
+    return Rendering(host=host.name, version=version, backend=meta.get("backend") or "cpu", image=meta["image"],
+                     files=tuple(files))
+
+
+def remove_host(ctx: HostContext, host: Host, *, purge_cache: bool) -> HostResult:
+    """`docker compose down` on the host (the model cache volume stays unless `purge_cache`), our active
+    files removed; releases and history stay on the host so a later deploy or rollback can use them."""
+    remote = ctx.connections.remote(host)
+    ctx.progress.step(host.name, "connecting")
+    remote.connect()
+    found = probe(remote, host)
+    paths = HostPaths.for_dir(host.remote_dir)
+    current = found.remote.container
+    with HostLock(remote, paths, "remove", force=ctx.options.break_lock):
+        record_host(ctx, host, remote, paths, found)
+        ctx.progress.step(host.name, "docker compose down")
+        if found.remote.files:
+            remote.run(compose_down(paths), what="docker compose down")
+        elif found.remote.containers:  # files gone but containers left: Compose finds them by project name
+            remote.run(["docker", "compose", "-p", PROJECT_NAME, "down", "--remove-orphans"], what="docker compose down")
+        notes = []
+        if purge_cache:
+            if host.model_cache_is_path:
+                notes.append(f"the model cache is a host path ({host.model_cache}): left in place, delete it by hand")
+            else:
+                volume = cache_volume_name(host.model_cache)
+                done = remote.run(volume_remove(volume), check=False, what="docker volume rm")
+                notes.append(f"model cache volume {volume} " + ("removed" if done.ok else f"not removed: "
+                                                                  f"{done.stderr.strip()[:120]}"))
+        else:
+            notes.append("model cache kept")
+        record = {"current": None, "previous": found.remote.current_release, "command": "remove", "by": who(),
+                  "at": utc_now().isoformat(timespec="seconds"), "image": None}
+        remote.run(remove_files(paths, purge_state=False), what="removing the compose files")
+        remote.run(write_state(paths, json.dumps(record)), what="recording the removal")
+        remote.run(append_history(paths, json.dumps({**record, "event": "remove", "url": host.url,
+                                                     "purge_cache": purge_cache})), check=False, what="history")
+    return HostResult(host.name, "removed", "; ".join(notes), previous_image=current.image if current else None)

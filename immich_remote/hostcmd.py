@@ -197,6 +197,12 @@ def activate(paths: HostPaths, release_id: str, state_json: str) -> str:
     return sh("; ".join(parts))
 
 
+def write_state(paths: HostPaths, state_json: str) -> str:
+    """Replace state.json (temp file + rename)."""
+    return sh(f"mkdir -p {q(paths.state_dir)} && printf '%s\\n' {q(state_json)} > {q(paths.state_file)}.tmp && "
+              f"mv -f {q(paths.state_file)}.tmp {q(paths.state_file)}")
+
+
 def append_history(paths: HostPaths, line_json: str) -> str:
     return sh(f"mkdir -p {q(paths.state_dir)} && printf '%s\\n' {q(line_json)} >> {q(paths.history)}")
 

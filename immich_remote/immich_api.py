@@ -134,9 +134,9 @@ class ImmichClient:
                                  f"(HTTP {response.status_code}); is immich.url the Immich server?") from None
 
     # --- server -----------------------------------------------------------------------------------
-    def version(self) -> ImmichVersion:
-        """`GET /api/server/version` (public). Refuses prereleases."""
-        if self._version is None:
+    def version(self, *, fresh: bool = False) -> ImmichVersion:
+        """`GET /api/server/version` (public). Refuses prereleases. Cached unless `fresh`."""
+        if self._version is None or fresh:
             payload = self._expect_ok(self._request("GET", "/api/server/version", auth=False),
                                       "Reading the server version")
             self._version = ImmichVersion.from_server(payload)

@@ -17,7 +17,7 @@ from rich.text import Text
 from .errors import ImmichRemoteError
 
 STATUS_STYLE = {
-    "ok": "green", "pass": "green", "deployed": "green", "unchanged": "cyan", "upgraded": "green",
+    "ok": "green", "pass": "green", "deployed": "green", "unchanged": "cyan", "upgraded": "green", "reverted": "green", "removed": "green", "restarted": "green",
     "warn": "yellow", "skipped": "yellow", "rolled-back": "yellow", "dry-run": "cyan",
     "fail": "red", "failed": "red", "error": "red",
 }

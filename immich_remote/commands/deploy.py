@@ -1,17 +1,24 @@
-"""`immich-remote deploy`: preflight, deploy every host in parallel, register the healthy ones."""
+"""`immich-remote deploy`: preflight, deploy every host in parallel, register the healthy ones.
+
+The steps shared with `upgrade` and `rollback` live here too: the Immich preflight, the snapshot,
+running a per-host procedure with live progress, and registering the result in Immich.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..deploy import DeployOptions, HostContext, deploy_host, ok_hosts, register
 from ..errors import EXIT_CONFIG_LOCKED, EXIT_FAILED, ImmichRemoteError, InputError
 from ..immich_api import ML_QUEUES, ImmichClient, config_file_snippet
+from ..inventory import Host
 from ..plan import desired_urls
-from ..preflight import FAIL, immich_checks
+from ..preflight import FAIL, ImmichReport, immich_checks
 from ..progress import Progress
 from ..rollout import Connections, HostResult, run_hosts
-from ..snapshots import new_snapshot
+from ..snapshots import Snapshot, new_snapshot
 from ..versions import ImmichVersion
 from .report import print_checks, print_results
 
@@ -23,70 +30,112 @@ REMOTE_ONLY_COST = ("remote-only drops the local ML URL: while the remote hosts 
                     "Duplicate Detection and Facial Recognition do not run for those assets.")
 
 
-def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | None, options: DeployOptions,
-                   parallel: int, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
+def confirm_fallback(app: App, remote_only: bool) -> None:
     inv = app.inventory
-    hosts = app.hosts(names)
-    out = app.out
     if not inv.immich.keep_local:
         if not remote_only:
             raise InputError(f"{inv.path}: immich.fallback is remote-only, which needs --remote-only to confirm.",
                              hint=REMOTE_ONLY_COST)
-        out.warn(REMOTE_ONLY_COST)
+        app.out.warn(REMOTE_ONLY_COST)
+
+
+def immich_preflight(app: App, client: ImmichClient, *, pinned: ImmichVersion | None = None,
+                     need_jobs: bool = False) -> ImmichReport:
+    """The Immich-side checks; any failure stops the command before a host is touched."""
+    immich = immich_checks(client, pinned=pinned, need_jobs=need_jobs)
+    if not immich.ok or immich.version is None or immich.config is None:
+        if not app.json:
+            print_checks(app, "Immich server", immich.checks)
+        failing = next((c for c in immich.checks if c.status == FAIL), None)
+        raise ImmichRemoteError(f"Immich preflight failed: {failing.detail if failing else 'no config read'}",
+                                hint=(failing.fix if failing else None) or None)
+    return immich
+
+
+def start_snapshot(app: App, command: str, immich: ImmichReport, hosts: Sequence[Host]) -> Snapshot:
+    snapshot = new_snapshot(app.inventory, command)
+    snapshot.write_json("immich-config.json", immich.config)
+    snapshot.update_meta(server_version=immich.version.tag if immich.version else None,
+                         hosts=[h.name for h in hosts], urls_before=immich.config["machineLearning"]["urls"])
+    return snapshot
+
+
+def run_procedure(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections, Progress], HostContext],
+                  procedure: Callable[[HostContext, Host], HostResult], *, parallel: int,
+                  max_fail: int | None = None, title: str = "") -> list[HostResult]:
+    with Connections(app.inventory) as connections, Progress(
+            [h.name for h in hosts], enabled=not app.json or app.out.verbose > 0, title=title) as progress:
+        ctx = ctx_factory(connections, progress)
+        return run_hosts(hosts, lambda h: procedure(ctx, h), parallel=parallel, max_fail=max_fail, progress=progress)
+
+
+def register_hosts(app: App, client: ImmichClient, immich: ImmichReport, good: Sequence[Host], *,
+                   snapshot: Snapshot | None, dry_run: bool = False, removed: Sequence[Host] = (),
+                   restore_local: bool = False) -> tuple[dict[str, Any], int]:
+    """Put the healthy hosts into Immich's URL list (only if it changes). Returns (report data, exit code)."""
+    inv = app.inventory
+    urls_before = list(immich.config["machineLearning"]["urls"])
+
+    def compute(current: list[str]) -> list[str]:
+        after = desired_urls(inv, current=current, registered=good, removed=removed)
+        if not after and restore_local:
+            after = [inv.immich.local_ml_url]
+        if not after:
+            raise ImmichRemoteError("This change would leave Immich with no machine-learning URL at all.",
+                                    hint="Pass --restore-local to put the local ML URL back as the only one, "
+                                    "or keep the local fallback (fallback: keep-local).")
+        return after
+
+    data: dict[str, Any] = {"version": immich.version.tag if immich.version else None, "urls_before": urls_before,
+                            "locked": immich.locked}
+    wanted = compute(urls_before)
+    if dry_run:
+        data.update(urls_after=wanted, changed=wanted != urls_before)
+        return data, 0
+    if immich.locked:
+        data.update(urls_after=urls_before, changed=False, wanted=wanted)
+        if wanted != urls_before:
+            data["config_file_snippet"] = config_file_snippet(immich.config, wanted)
+            return data, EXIT_CONFIG_LOCKED
+        return data, 0
+    before, after, changed = register(client, compute)
+    data.update(urls_before=before, urls_after=after, changed=changed)
+    if snapshot:
+        snapshot.update_meta(urls_after=after)
+    return data, 0
+
+
+def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | None, options: DeployOptions,
+                   parallel: int, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
+    inv = app.inventory
+    hosts = app.hosts(names)
+    confirm_fallback(app, remote_only)
     pinned = ImmichVersion.parse(server_version) if server_version else None
     with ImmichClient(inv.immich) as client:
-        immich = immich_checks(client, pinned=pinned, need_jobs=run_missing)
-        if not immich.ok or immich.version is None or immich.config is None:
-            print_checks(app, "Immich server", immich.checks)
-            failing = next(c for c in immich.checks if c.status == FAIL)
-            raise ImmichRemoteError(f"Immich preflight failed: {failing.detail}", hint=failing.fix or None)
+        immich = immich_preflight(app, client, pinned=pinned, need_jobs=run_missing)
         version = immich.version
-        urls_before = list(immich.config["machineLearning"]["urls"])
-        snapshot = None
-        if not options.dry_run:
-            snapshot = new_snapshot(inv, options.command)
-            snapshot.write_json("immich-config.json", immich.config)
-            snapshot.update_meta(server_version=version.tag, hosts=[h.name for h in hosts], urls_before=urls_before)
-        out.info(f"Deploying Immich ML {version.tag} to {len(hosts)} host(s)"
-                 + (" (dry run: nothing will change)" if options.dry_run else ""))
-        with Connections(inv) as connections, Progress([h.name for h in hosts],
-                                                       enabled=not app.json or app.out.verbose > 0) as progress:
-            ctx = HostContext(inv, version, options, connections, progress, snapshot, immich.config)
-            results = run_hosts(hosts, lambda h: deploy_host(ctx, h), parallel=parallel, max_fail=max_fail,
-                                progress=progress)
-
+        snapshot = None if options.dry_run else start_snapshot(app, options.command, immich, hosts)
+        app.out.info(f"Deploying Immich ML {version.tag} to {len(hosts)} host(s)"
+                     + (" (dry run: nothing will change)" if options.dry_run else ""))
+        results = run_procedure(
+            app, hosts, lambda conns, progress: HostContext(inv, version, options, conns, progress, snapshot,
+                                                            immich.config),
+            deploy_host, parallel=parallel, max_fail=max_fail)
         good = ok_hosts(hosts, results) if not options.dry_run else \
-            [h for h in hosts if next(r for r in results if r.host == h.name).status == "dry-run"]
-
-        def compute(current: list[str]) -> list[str]:
-            after = desired_urls(inv, current=current, registered=good)
-            if not after:
-                raise ImmichRemoteError("This change would leave Immich with no machine-learning URL at all.",
-                                        hint="Keep the local fallback (fallback: keep-local) or deploy a host first.")
-            return after
-
-        immich_data = {"version": version.tag, "urls_before": urls_before, "locked": immich.locked}
-        code = EXIT_FAILED if any(r.failed for r in results) else 0
-        wanted = compute(urls_before)
-        if options.dry_run:
-            immich_data.update(urls_after=wanted, changed=wanted != urls_before)
-        elif immich.locked:
-            immich_data.update(urls_after=urls_before, changed=False, wanted=wanted)
-            if wanted != urls_before:
-                immich_data["config_file_snippet"] = config_file_snippet(immich.config, wanted)
-                code = EXIT_CONFIG_LOCKED
-        else:
-            before, after, changed = register(client, compute)
-            immich_data.update(urls_before=before, urls_after=after, changed=changed)
-            if snapshot:
-                snapshot.update_meta(urls_after=after, results=[r.to_data() for r in results])
-            if run_missing and good:
-                immich_data["missing_started"] = [q for q in ML_QUEUES if client.start_missing(q) is not None]
+            [h for h, r in zip(hosts, results, strict=True) if r.status == "dry-run"]
+        immich_data, code = register_hosts(app, client, immich, good, snapshot=snapshot, dry_run=options.dry_run)
+        if run_missing and good and not options.dry_run:
+            for queue in ML_QUEUES:
+                client.start_missing(queue)
+            immich_data["missing_started"] = list(ML_QUEUES)
+    if snapshot:
+        snapshot.update_meta(results=[r.to_data() for r in results])
     report(app, results, immich_data, snapshot.path if snapshot else None, dry_run=options.dry_run)
-    return code
+    return code or (EXIT_FAILED if any(r.failed for r in results) else 0)
 
 
-def report(app: App, results: list[HostResult], immich: dict, snapshot_path, *, dry_run: bool) -> None:
+def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot_path: Path | None, *,
+           dry_run: bool = False, title: str = "") -> None:
     if app.json:
         counts: dict[str, int] = {}
         for r in results:
@@ -101,10 +150,16 @@ def report(app: App, results: list[HostResult], immich: dict, snapshot_path, *, 
             out.line(f"{r.host}: {r.message}  ({r.previous_image or 'nothing running'} -> {r.image})", style="bold")
             for diff in r.details.get("diff", {}).values():
                 out.line(diff.rstrip("\n"))
+    if title:
+        out.line(title, style="bold")
     print_results(app, results)
+    if not immich:
+        if snapshot_path:
+            out.info(f"Recorded before the change: {snapshot_path}")
+        return
     before, after = immich["urls_before"], immich.get("urls_after", immich["urls_before"])
-    out.line("Immich machineLearning.urls" + (" (would change)" if dry_run and immich.get("changed") else
-                                              " (changed)" if immich.get("changed") else " (unchanged)") + ":")
+    state = "would change" if dry_run and immich.get("changed") else "changed" if immich.get("changed") else "unchanged"
+    out.line(f"Immich machineLearning.urls ({state}):")
     out.line(f"  before: {', '.join(before)}")
     out.line(f"  after:  {', '.join(immich.get('wanted', after))}")
     if immich.get("config_file_snippet"):

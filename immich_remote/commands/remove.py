@@ -1,0 +1,44 @@
+"""`immich-remote remove HOST...`: unregister the hosts' URLs, then take their containers down."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..deploy import DeployOptions, HostContext, remove_host
+from ..errors import EXIT_FAILED, InputError
+from ..immich_api import ImmichClient
+from ..versions import ImmichVersion
+from .deploy import immich_preflight, register_hosts, report, run_procedure, start_snapshot
+
+if TYPE_CHECKING:
+    from ..cli import App
+
+
+def remove_command(app: App, names: tuple[str, ...], *, purge_cache: bool, restore_local: bool, parallel: int,
+                   break_lock: bool) -> int:
+    if not names:
+        raise InputError("Name the host(s) to remove (`immich-remote remove HOST`); there is no remove-all default.")
+    inv = app.inventory
+    hosts = app.hosts(names)
+    with ImmichClient(inv.immich) as client:
+        immich = immich_preflight(app, client)
+        snapshot = start_snapshot(app, "remove", immich, hosts)
+        # Unregister first, so that Immich stops sending work before the containers go away.
+        immich_data, code = register_hosts(app, client, immich, [], snapshot=snapshot, removed=hosts,
+                                           restore_local=restore_local)
+    if code:  # config locked: leave the hosts running until the URL is out of the config file
+        report(app, [], immich_data, snapshot.path, title="Nothing removed yet")
+        return code
+    options = DeployOptions(break_lock=break_lock, command="remove")
+    results = run_procedure(
+        app, hosts, lambda conns, progress: HostContext(inv, immich.version or ImmichVersion(0, 0, 0), options, conns,
+                                                        progress, snapshot),
+        lambda ctx, host: remove_host(ctx, host, purge_cache=purge_cache), parallel=parallel)
+    snapshot.update_meta(results=[r.to_data() for r in results],
+                         removed=[{"host": h.name, "address": h.address, "url": h.url} for h in hosts],
+                         note="Remove these hosts from the inventory too, or the next deploy brings them back.")
+    report(app, results, immich_data, snapshot.path, title="Removed")
+    if not app.json:
+        app.out.line(f"Now remove {', '.join(h.name for h in hosts)} from {inv.path}, or the next deploy brings "
+                     "them back.", style="yellow")
+    return EXIT_FAILED if any(r.failed for r in results) else 0

@@ -1,0 +1,44 @@
+"""`immich-remote rollback [HOST...]`: return hosts to their previous deployment (files and tag)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..deploy import DeployOptions, HostContext, deploy_host, previous_release
+from ..errors import EXIT_FAILED, ImmichRemoteError
+from ..immich_api import ImmichClient
+from ..snapshots import new_snapshot
+from ..versions import ImmichVersion
+from .deploy import report, run_procedure
+
+if TYPE_CHECKING:
+    from ..cli import App
+
+
+def rollback_command(app: App, names: tuple[str, ...], *, parallel: int, health_timeout: float | None,
+                     break_lock: bool) -> int:
+    """Each host goes back to the release before its current one, through the same health gate as deploy
+    (a failing rollback restores what ran). Immich's URL list is left alone: see `config restore`."""
+    inv = app.inventory
+    hosts = app.hosts(names)
+    server_version: ImmichVersion | None = None
+    with ImmichClient(inv.immich, api_key="") as client:
+        try:
+            server_version = client.version()
+        except ImmichRemoteError as exc:
+            app.out.warn(f"cannot read the Immich server's version ({exc.message}); rolling back anyway")
+    snapshot = new_snapshot(inv, "rollback")
+    options = DeployOptions(health_timeout=health_timeout, break_lock=break_lock, command="rollback")
+    results = run_procedure(
+        app, hosts, lambda conns, progress: HostContext(inv, server_version or ImmichVersion(0, 0, 0), options, conns,
+                                                        progress, snapshot, target=previous_release),
+        deploy_host, parallel=parallel)
+    for r in results:
+        if r.status == "deployed":
+            r.status = "reverted"
+            r.message = f"now serving {r.image} again"
+            if server_version and r.image and server_version.tag not in r.image:
+                r.message += f" (the server runs {server_version.tag}: versions differ)"
+    snapshot.update_meta(results=[r.to_data() for r in results])
+    report(app, results, {}, snapshot.path, title="Rollback (Immich's URL list is not touched; see `config restore`)")
+    return EXIT_FAILED if any(r.failed for r in results) else 0

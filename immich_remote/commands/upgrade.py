@@ -1,0 +1,115 @@
+"""`immich-remote upgrade`: move every ML host to the server's version, safely.
+
+1. (--wait-server) wait for the server to come back from its own upgrade with a new version;
+2. pre-pull the new image on every host in parallel (no container touched);
+3. swap hosts in batches with deploy's health gate; a failing host is rolled back by itself;
+   each host's unavailability window (old container stopped -> new /ping) is measured;
+4. keep the URL list right (normally unchanged).
+`upgrade --check` changes nothing and exits 1 when a host is not on the server's version.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..deploy import DeployOptions, HostContext, deploy_host, ok_hosts, prepull_host
+from ..errors import EXIT_FAILED, ImmichAPIError, ImmichRemoteError, VersionError
+from ..immich_api import ImmichClient
+from ..rollout import HostResult
+from ..status import collect
+from ..versions import ImmichVersion
+from .deploy import confirm_fallback, immich_preflight, register_hosts, report, run_procedure, start_snapshot
+
+if TYPE_CHECKING:
+    from ..cli import App
+
+
+def check_only(app: App, names: tuple[str, ...], parallel: int) -> int:
+    server, statuses = collect(app.inventory, app.hosts(names), parallel=parallel)
+    if server.version is None:
+        raise ImmichRemoteError(f"Cannot read the Immich server's version: {server.error}")
+    behind = [s for s in statuses if s.running_version != server.version]
+    if app.json:
+        app.out.data({"server_version": server.version, "ok": not behind,
+                      "hosts": [{"host": s.host, "running": s.running_version, "reachable": s.reachable,
+                                 "error": s.error, "up_to_date": s.running_version == server.version}
+                                for s in statuses]})
+    else:
+        for s in statuses:
+            state = "up to date" if s.running_version == server.version else \
+                f"BEHIND: runs {s.running_version or 'nothing'}" if s.reachable else f"unreachable: {s.error}"
+            app.out.line(f"{s.host}: {state}", style="green" if s.running_version == server.version else "red")
+        app.out.line(f"Immich server: {server.version}. "
+                     + ("Every host matches." if not behind else f"{len(behind)} host(s) need `immich-remote upgrade`."))
+    return EXIT_FAILED if behind else 0
+
+
+def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout: float) -> ImmichVersion:
+    """Poll the public version endpoint until it answers with a version the hosts do not run yet."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    app.out.info(f"Waiting up to {timeout:g}s for the Immich server to answer with a new version "
+                 f"(hosts run {', '.join(sorted(baseline)) or 'nothing'})...")
+    while time.monotonic() < deadline:
+        try:
+            version = client.version(fresh=True)
+            if version.tag not in baseline:
+                return version
+            last = f"still {version.tag}"
+        except (ImmichAPIError, VersionError) as exc:
+            last = exc.message
+        time.sleep(3)
+    raise ImmichRemoteError(f"The Immich server did not come back with a new version within {timeout:g}s ({last}).",
+                            hint="Finish the server's upgrade first, or run upgrade without --wait-server.")
+
+
+def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_server: bool, wait_timeout: float,
+                    batch: int, max_fail: int | None, parallel: int, health_timeout: float | None,
+                    ship_image: bool, remote_only: bool) -> int:
+    inv = app.inventory
+    hosts = app.hosts(names)
+    confirm_fallback(app, remote_only)
+    with ImmichClient(inv.immich) as client:
+        if wait_server:
+            _, statuses = collect(inv, hosts, parallel=parallel)
+            wait_for_server(app, client, {s.running_version for s in statuses if s.running_version}, wait_timeout)
+        pinned = ImmichVersion.parse(to, source="--to") if to else None
+        immich = immich_preflight(app, client, pinned=pinned)
+        target = immich.version
+        snapshot = start_snapshot(app, "upgrade", immich, hosts)
+        options = DeployOptions(health_timeout=health_timeout, ship_image=ship_image, command="upgrade")
+
+        def context(conns, progress) -> HostContext:  # noqa: ANN001
+            return HostContext(inv, target, options, conns, progress, snapshot, immich.config)
+
+        app.out.info(f"Upgrading {len(hosts)} host(s) to Immich ML {target.tag}: pre-pulling the image first")
+        pulled = run_procedure(app, hosts, context, prepull_host, parallel=parallel, title="pre-pull")
+        results: dict[str, HostResult] = {r.host: r for r in pulled if r.failed}
+        ready = [h for h in hosts if h.name not in results]
+        failures = len(results)
+        for start in range(0, len(ready), batch):
+            group = ready[start:start + batch]
+            if max_fail is not None and failures >= max_fail:
+                for host in group:
+                    results[host.name] = HostResult(host.name, "skipped", f"not started: {failures} failure(s) "
+                                                    f"(--max-fail {max_fail})")
+                continue
+            for result in run_procedure(app, group, context, deploy_host, parallel=batch,
+                                        title=f"swap {start // batch + 1}"):
+                if result.status == "deployed":
+                    result.status = "upgraded"
+                failures += result.failed
+                results[result.host] = result
+        ordered = [results[h.name] for h in hosts]
+        immich_data, code = register_hosts(app, client, immich, ok_hosts(hosts, ordered), snapshot=snapshot)
+    snapshot.update_meta(results=[r.to_data() for r in ordered], target=target.tag)
+    report(app, ordered, immich_data, snapshot.path, title=f"Upgrade to {target.tag}")
+    if not app.json:
+        on = {}
+        for r in ordered:
+            image = r.image if r.status in ("upgraded", "unchanged", "restarted") else r.previous_image
+            on.setdefault(image or "nothing", []).append(r.host)
+        for image, names_on in on.items():
+            app.out.line(f"  on {image}: {', '.join(names_on)}")
+    return code or (EXIT_FAILED if any(r.failed for r in ordered) else 0)

@@ -1,0 +1,168 @@
+"""What is running where, read live: per host from the host itself (the running container, not our
+records), and on the Immich side the version and URL list, and which URL the server would use now.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from .deployment import ContainerState, RemoteState, parse_deployment
+from .errors import ImmichRemoteError
+from .facts import split_sections
+from .hostcmd import HostPaths, cache_usage, files_state, inspect_containers, sh
+from .immich_api import ImmichClient
+from .inventory import Host, Inventory
+from .rollout import Connections, HostResult, run_hosts
+from .urls import url_key
+from .versions import ImmichVersion
+
+
+def status_script(host: Host) -> str:
+    paths = HostPaths.for_dir(host.remote_dir)
+    sections = {"deployment": files_state(paths), "containers": inspect_containers(),
+                "cache": cache_usage(host.model_cache)}
+    return "\n".join(f"echo '@@ir:{name}@@'; ( {cmd} ) 2>/dev/null || true" for name, cmd in sections.items()) + "\n"
+
+
+@dataclass
+class HostStatus:
+    host: str
+    url: str
+    reachable: bool
+    error: str | None = None
+    state: str | None = None
+    health: str | None = None
+    image: str | None = None
+    running_version: str | None = None
+    version_matches: bool | None = None
+    ping_ms: float | None = None
+    ping_error: str | None = None
+    registered_position: int | None = None  # 1-based place in Immich's URL list
+    cache_bytes: int | None = None
+    cache_volume: str | None = None
+    last_change: dict[str, Any] = field(default_factory=dict)
+    locked_by: str | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self.reachable and self.state == "running" and self.health in (None, "healthy") and self.ping_ms is not None
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_host(connections: Connections, host: Host) -> tuple[RemoteState, int | None]:
+    remote = connections.remote(host)
+    output = remote.run(sh(status_script(host)), what="reading the deployment", timeout=60).stdout
+    sections = split_sections(output)
+    size = sections.get("cache", "").strip().split()
+    return (parse_deployment(sections.get("deployment", ""), sections.get("containers", "[]")),
+            _size_bytes(size[0]) if size else None)
+
+
+def _size_bytes(text: str) -> int | None:
+    """`du -sb` bytes, or Docker's human size ("1.2GB", "583MB", "0B")."""
+    if text.isdigit():
+        return int(text)
+    units = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * units[unit])
+            except ValueError:
+                return None
+    return None
+
+
+def ping_from_here(url: str, *, timeout: float = 3.0) -> tuple[float | None, str | None]:
+    """(latency in ms, error) of GET <url>/ping from this machine."""
+    started = time.monotonic()
+    try:
+        response = httpx.get(url.rstrip("/") + "/ping", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    elapsed = (time.monotonic() - started) * 1000
+    if response.status_code == 200 and response.text.strip() == "pong":
+        return round(elapsed, 1), None
+    return None, f"HTTP {response.status_code}"
+
+
+def host_status(connections: Connections, host: Host, server_version: ImmichVersion | None,
+                urls: list[str] | None) -> HostStatus:
+    status = HostStatus(host.name, host.url, reachable=False)
+    keys = [url_key(u) for u in urls or []]
+    if url_key(host.url) in keys:
+        status.registered_position = keys.index(url_key(host.url)) + 1
+    status.ping_ms, status.ping_error = ping_from_here(host.url)
+    try:
+        remote_state, status.cache_bytes = read_host(connections, host)
+    except ImmichRemoteError as exc:
+        status.error = exc.message
+        return status
+    status.reachable = True
+    container: ContainerState | None = remote_state.container
+    if container is not None:
+        status.state, status.health, status.image = container.state, container.health, container.image
+        status.running_version = container.version
+        status.cache_volume = (container.volumes or [None])[0]
+        if server_version and container.version:
+            status.version_matches = container.version == server_version.tag
+    state = remote_state.state or {}
+    status.last_change = {k: state.get(k) for k in ("command", "by", "at", "image", "version") if state.get(k)}
+    if remote_state.lock:
+        status.locked_by = f"{remote_state.lock.get('by', '?')} ({remote_state.lock.get('command', '?')})"
+    return status
+
+
+@dataclass
+class ServerStatus:
+    url: str
+    version: str | None = None
+    error: str | None = None
+    urls: list[str] | None = None
+    fallback: str = "keep-local"
+    url_health: dict[str, str] = field(default_factory=dict)  # url -> "pong 3.1 ms" / error, from this machine
+    would_use: str | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def server_status(inventory: Inventory, *, read_urls: bool = True) -> ServerStatus:
+    result = ServerStatus(inventory.immich.url, fallback=inventory.immich.fallback)
+    with ImmichClient(inventory.immich) as client:
+        try:
+            result.version = client.version().tag
+            if read_urls:
+                result.urls = list(client.get_config()["machineLearning"]["urls"])
+        except ImmichRemoteError as exc:
+            result.error = exc.message
+    return result
+
+
+def routing(server: ServerStatus, pings: dict[str, tuple[float | None, str | None]]) -> None:
+    """Which URL Immich would use now: the first healthy one in order (as its availability checks do),
+    judged from this machine; a URL that does not answer here may still answer from the server."""
+    for url in server.urls or []:
+        latency, error = pings.get(url_key(url)) or ping_from_here(url)
+        server.url_health[url] = f"pong {latency:.0f} ms" if latency is not None else f"no answer here ({error})"
+        if latency is not None and server.would_use is None:
+            server.would_use = url
+
+
+def collect(inventory: Inventory, hosts: list[Host], *, parallel: int) -> tuple[ServerStatus, list[HostStatus]]:
+    server = server_status(inventory)
+    version = ImmichVersion.parse(server.version) if server.version else None
+    statuses: dict[str, HostStatus] = {}
+    with Connections(inventory) as connections:
+        def one(host: Host) -> HostResult:
+            statuses[host.name] = host_status(connections, host, version, server.urls)
+            return HostResult(host.name, "ok")
+        run_hosts(hosts, one, parallel=parallel)
+    ordered = [statuses[h.name] for h in hosts]
+    routing(server, {url_key(s.url): (s.ping_ms, s.ping_error) for s in ordered})
+    return server, ordered
