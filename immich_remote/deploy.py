@@ -273,6 +273,8 @@ def deploy_host(ctx: HostContext, host: Host) -> HostResult:
         record_host(ctx, host, remote, paths, found)
         result = apply(ctx, host, remote, paths, rendering, found, action, step)
     result.image, result.backend, result.previous_image = base["image"], base["backend"], base["previous_image"]
+    if result.status == "rolled-back":  # what runs now is the old image; say what was attempted
+        result.details["attempted_image"], result.image = result.image, base["previous_image"]
     result.duration = time.monotonic() - started
     return result
 

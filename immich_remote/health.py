@@ -19,6 +19,9 @@ from .render import SERVICE_NAME
 from .ssh import Remote
 
 
+BROKEN_AFTER = 10.0  # seconds of HTTP answers other than pong before the gate gives up early
+
+
 @dataclass
 class GateResult:
     ok: bool
@@ -56,6 +59,7 @@ def wait_healthy(remote: Remote, host: Host, image: str, *, timeout: float | Non
     started = time.monotonic()
     detail = "no container yet"
     container = None
+    wrong_answer_since: float | None = None  # /ping answers, but not pong: the service is up and broken
     while True:
         elapsed = time.monotonic() - started
         try:
@@ -84,6 +88,12 @@ def wait_healthy(remote: Remote, host: Host, image: str, *, timeout: float | Non
             if answered and container.health in ("healthy", None):
                 return GateResult(True, f"healthy, /ping answered pong after {elapsed:.1f}s", elapsed, container)
             detail = f"health {container.health or 'none'}, {what}"
+            if what.startswith("/ping answered HTTP"):
+                wrong_answer_since = wrong_answer_since or elapsed
+                if elapsed - wrong_answer_since >= BROKEN_AFTER:
+                    return _failed(remote, host, f"{what} for {BROKEN_AFTER:g}s", elapsed, container)
+            else:
+                wrong_answer_since = None
         if elapsed >= limit:
             return _failed(remote, host, f"not healthy within {limit:g}s ({detail})", elapsed, container)
         time.sleep(poll)

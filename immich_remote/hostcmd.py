@@ -127,12 +127,11 @@ def cache_volume_name(volume: str) -> str:
 
 
 def cache_usage(volume_or_path: str) -> str:
-    """Size of the model cache in bytes (du on a host path; `docker system df -v` for a volume)."""
+    """Size of the model cache: bytes from `du -sb` for a host path, Docker's human size ("583MB") for a
+    volume (from the volumes table of `docker system df -v`, whose first column is the volume name)."""
     if volume_or_path.startswith("/"):
         return f"du -sb {q(volume_or_path)} 2>/dev/null | cut -f1"
-    name = cache_volume_name(volume_or_path)
-    return (f"docker system df -v --format '{{{{range .Volumes}}}}{{{{.Name}}}} {{{{.Size}}}}{{{{\"\\n\"}}}}"
-            f"{{{{end}}}}' 2>/dev/null | awk '$1 == \"{name}\" {{print $2}}'")
+    return f"docker system df -v 2>/dev/null | awk '$1 == \"{cache_volume_name(volume_or_path)}\" {{print $3}}'"
 
 
 # --- Files, releases, lock -------------------------------------------------------------------------------

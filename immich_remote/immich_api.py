@@ -247,7 +247,13 @@ def _error_message(response: httpx.Response) -> str:
         return response.text.strip()[:200] or response.reason_phrase
     if isinstance(body, dict):
         message = body.get("message") or body.get("error") or body
-        if isinstance(message, list):
+        if isinstance(message, list):  # Immich 1.x/2.x (class-validator): a list of sentences
             return "; ".join(str(m) for m in message)
+        details = body.get("errors")  # Immich 3.x (Zod): issues with a path each
+        if isinstance(details, list) and details:
+            shown = [f"{'.'.join(str(p) for p in d.get('path', []))}: {d.get('message', d)}"
+                     if isinstance(d, dict) else str(d) for d in details[:3]]
+            more = f" (+{len(details) - 3} more)" if len(details) > 3 else ""
+            return f"{message}: " + "; ".join(shown) + more
         return str(message)
     return str(body)

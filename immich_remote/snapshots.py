@@ -15,6 +15,7 @@ import getpass
 import hashlib
 import json
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -89,6 +90,10 @@ class Snapshot:
         meta = self.read_json("meta.json") or {}
         meta.update(fields)
         self.write_json("meta.json", meta)
+
+    def discard(self) -> None:
+        """Drop a snapshot of a run that changed nothing (so the list holds only real changes)."""
+        shutil.rmtree(self.path, ignore_errors=True)
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -128,6 +128,9 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
             for queue in ML_QUEUES:
                 client.start_missing(queue)
             immich_data["missing_started"] = list(ML_QUEUES)
+    if snapshot and not immich_data.get("changed") and all(r.status == "unchanged" for r in results):
+        snapshot.discard()  # nothing changed: nothing to record
+        snapshot = None
     if snapshot:
         snapshot.update_meta(results=[r.to_data() for r in results])
     report(app, results, immich_data, snapshot.path if snapshot else None, dry_run=options.dry_run)

@@ -28,6 +28,7 @@ def rollback_command(app: App, names: tuple[str, ...], *, parallel: int, health_
         except ImmichRemoteError as exc:
             app.out.warn(f"cannot read the Immich server's version ({exc.message}); rolling back anyway")
     snapshot = new_snapshot(inv, "rollback")
+    snapshot.update_meta(hosts=[h.name for h in hosts])
     options = DeployOptions(health_timeout=health_timeout, break_lock=break_lock, command="rollback")
     results = run_procedure(
         app, hosts, lambda conns, progress: HostContext(inv, server_version or ImmichVersion(0, 0, 0), options, conns,
