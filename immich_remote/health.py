@@ -18,7 +18,6 @@ from .inventory import Host
 from .render import SERVICE_NAME
 from .ssh import Remote
 
-
 BROKEN_AFTER = 10.0  # seconds of HTTP answers other than pong before the gate gives up early
 
 
