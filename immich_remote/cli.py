@@ -7,6 +7,7 @@ IMMICH_CONFIG_FILE, 130 interrupted.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,14 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def quiet_libraries(verbose: int) -> None:
+    """paramiko logs tracebacks of failed handshakes; our errors already say what happened.
+    With -vv they are shown (on stderr) for debugging."""
+    logger = logging.getLogger("paramiko")
+    logger.propagate = False
+    logger.handlers[:] = [logging.StreamHandler() if verbose >= 2 else logging.NullHandler()]
 
 
 def _complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -125,6 +134,7 @@ def cli(ctx: click.Context, inventory: Path | None, limit: tuple[str, ...], json
     """
     ctx.obj = App(inventory_path=inventory or default_inventory_path(), limit=limit,
                   out=Output(json_mode=json_mode, verbose=verbose, quiet=quiet))
+    quiet_libraries(verbose)
 
 
 # --- inventory ------------------------------------------------------------------------------------

@@ -157,7 +157,12 @@ class Remote:
                                hint="Is the host up and reachable? Is something blocking port "
                                f"{self.conn.port}?") from None
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise SSHError(f"Host '{self.target.label}': cannot connect to {self.where}: {exc or type(exc).__name__}.",
+                text = str(exc) or type(exc).__name__
+                if "banner" in text or "No existing session" in text:  # TCP accepted, then silence: a hung host
+                    raise SSHError(f"Host '{self.target.label}': no SSH answer from {self.where} within "
+                                   f"{self.connect_timeout:g} s (the connection opened, then nothing: the host may be "
+                                   "hung or overloaded).", hint="Check the host's console; retry when it answers.") from None
+                raise SSHError(f"Host '{self.target.label}': cannot connect to {self.where}: {text}.",
                                hint="Check the address and SSH port in the inventory, and that sshd runs.") from None
         return self
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger("tests.testbed")
@@ -25,11 +25,15 @@ def run(
     timeout: float = 60,
     input: str | None = None,
     check: bool = True,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `cmd`, capture its output as text, and raise `BedError` on timeout or (with check) failure."""
     words = [str(word) for word in cmd]
     try:
-        proc = subprocess.run(words, input=input, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            words, input=input, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+        )
     except subprocess.TimeoutExpired as exc:
         raise BedError(f"timed out after {timeout:g} s: {shlex.join(words)}") from exc
     except FileNotFoundError as exc:

@@ -48,7 +48,6 @@ CUSTOMIZE = [
 IMPORT_CHANGES = [
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     'ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/sbin/testbed-init"]',
-    "STOPSIGNAL SIGTERM",
 ]
 
 
@@ -112,7 +111,7 @@ def _build(tag: str) -> None:
         for hook in CUSTOMIZE
     ]
     mmdebstrap = [
-        "mmdebstrap", "--quiet", "--variant=minbase", "--mode=root", "--format=tar",
+        "mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar",
         "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
         f"--include={','.join(PACKAGES)}",
         "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
@@ -121,9 +120,14 @@ def _build(tag: str) -> None:
         "bookworm", "-", MIRROR,
     ]  # fmt: skip
     docker_import = ["docker", "import", *(f"--change={change}" for change in IMPORT_CHANGES), "-", tag]
-    # Two processes joined by a pipe; stdin is closed because mmdebstrap reads a sources list from it.
+    # Two processes joined by a pipe. stdin is closed because mmdebstrap reads a sources list from it;
+    # its own session because, run in ours, it hangs up our process group (the caller dies of SIGHUP).
     debootstrap = subprocess.Popen(
-        mmdebstrap, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        mmdebstrap,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     importer = subprocess.Popen(
         docker_import, stdin=debootstrap.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -137,7 +141,8 @@ def _build(tag: str) -> None:
         debootstrap.kill()
         importer.kill()
         raise BedError(f"building the host image took over {exc.timeout} s: {' '.join(mmdebstrap)}") from exc
-    if debootstrap.returncode != 0:
-        raise BedError(f"mmdebstrap failed (exit {debootstrap.returncode}): {build_err.decode()[-3000:]}")
+    # A failing import breaks the pipe and mmdebstrap fails with it: report the import first.
     if importer.returncode != 0:
         raise BedError(f"docker import failed: {import_err.decode()[-2000:]}")
+    if debootstrap.returncode != 0:
+        raise BedError(f"mmdebstrap failed (exit {debootstrap.returncode}): {build_err.decode()[-3000:]}")

@@ -253,7 +253,11 @@ def default_config(
         "accelDecode": version.is_v3,
     }
     if version.is_v3:
-        ffmpeg["realtime"] = {"enabled": False, "videoCodecs": ["h264", "hevc"], "resolutions": [480, 720, 1080]}
+        ffmpeg["realtime"] = {
+            "enabled": False,
+            "videoCodecs": ["h264", "hevc"],
+            "resolutions": [480, 720, 1080],
+        }
 
     config: dict = {
         "backup": {"database": {"enabled": True, "cronExpression": EVERY_DAY_AT_2AM, "keepLastAmount": 14}},
@@ -342,7 +346,9 @@ def default_config(
                     },
                 }
             },
-            "templates": {"email": {"welcomeTemplate": "", "albumInviteTemplate": "", "albumUpdateTemplate": ""}},
+            "templates": {
+                "email": {"welcomeTemplate": "", "albumInviteTemplate": "", "albumUpdateTemplate": ""}
+            },
             "user": {"deleteDelay": 7},
         }
     )
