@@ -15,13 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import secrets
+import signal
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-from .bed import LABEL, TestBed, cleanup_stale, remove_bed
+import yaml
+
+from .bed import LABEL, TestBed, _free_port, cleanup_stale, remove_bed
 from .engine import BedError, docker
 from .prereqs import missing_prerequisites
+
+FAKE_PIDFILE = "immich-fake.pid"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--dir", type=Path, default=Path(".demo"), help="state folder (default .demo)")
     up.add_argument("--immich-url", help="Immich (or fake) URL for the inventory")
     up.add_argument("--api-key-file", type=Path, help="API key file for the inventory")
+    up.add_argument("--fake-immich", metavar="VERSION",
+                    help="also start the Immich fake (this version) in the background and write inventory.yml for it")
     down = commands.add_parser("down", help="remove a bed")
     down.add_argument("--dir", type=Path, default=Path(".demo"))
     down.add_argument("--id", help="remove the bed with this id instead")
@@ -61,7 +72,10 @@ def _up(args: argparse.Namespace) -> int:
     cleanup_stale()
     started = time.monotonic()
     bed = _start_bed(args.dir, args.hosts)
-    if args.immich_url and args.api_key_file:
+    if args.fake_immich:
+        url, key_file = _start_fake_immich(bed, args.fake_immich)
+        _write_inventory(bed, url, key_file)
+    elif args.immich_url and args.api_key_file:
         _write_inventory(bed, args.immich_url, args.api_key_file)
     print(f"bed {bed.id} up in {time.monotonic() - started:.1f} s")
     _print_summary(bed)
@@ -72,8 +86,47 @@ def _start_bed(folder: Path, hosts: int) -> TestBed:
     return TestBed(folder, detached=True).start(hosts=hosts)
 
 
+def _start_fake_immich(bed: TestBed, version: str) -> tuple[str, Path]:
+    """The Immich fake as a background process (its local ML = the bed's local ML stub); state in the folder."""
+    folder = bed.workdir.resolve()
+    key_file = folder / "api-key"
+    key_file.write_text(secrets.token_hex(16) + "\n")
+    key_file.chmod(0o600)
+    port = _free_port()
+    log = open(folder / "immich-fake.log", "ab")  # noqa: SIM115 - handed to the child process
+    subprocess.Popen(
+        [sys.executable, "-m", "tests.testbed.immich_fake", "--port", str(port), "--version", version,
+         "--api-key-file", str(key_file), "--ml-url", bed.local_ml_url, "--state-file",
+         str(folder / "immich-fake-state.json"), "--pidfile", str(folder / FAKE_PIDFILE)],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/api/server/version", timeout=1) as answer:  # noqa: S310 - loopback
+                if answer.status == 200:
+                    print(f"Immich fake {version}: {url} (API key in {key_file})")
+                    return url, key_file
+        except OSError:
+            time.sleep(0.2)
+    raise BedError(f"the Immich fake did not answer on {url} within 20 s; see {folder / 'immich-fake.log'}")
+
+
+def _stop_fake_immich(folder: Path) -> None:
+    pidfile = folder / FAKE_PIDFILE
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass
+        pidfile.unlink(missing_ok=True)
+
+
 def _write_inventory(bed: TestBed, immich_url: str, api_key_file: Path) -> None:
-    path = bed.write_inventory(bed.workdir / "inventory.yml", immich_url, api_key_file)
+    path = bed.write_inventory(bed.workdir / "inventory.yml", immich_url, api_key_file, health_interval="2s")
+    data = yaml.safe_load(path.read_text())
+    data["state_dir"] = str((bed.workdir / "state").resolve())  # the sandbox's records stay in the sandbox
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     print(f"inventory: {path}")
 
 
@@ -88,6 +141,7 @@ def _down(args: argparse.Namespace) -> int:
     if args.id:
         remove_bed(args.id)
         return 0
+    _stop_fake_immich(args.dir)
     state = args.dir / "bed.json"
     if not state.exists():
         print(f"error: no bed.json in {args.dir}", file=sys.stderr)
