@@ -7,7 +7,7 @@ DEMO_HOSTS ?= 2
 DEMO_IMMICH ?= 2.7.5
 PYTEST_ARGS ?=
 
-.PHONY: help install-system install test test-unit lint demo demo-down bench clean
+.PHONY: help install-system install test test-unit lint demo demo-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,9 +41,6 @@ demo: install-system install  ## a sandbox (2 ML hosts, Immich fake, local ML), 
 demo-down:  ## remove the sandbox
 	$(BIN)/python -m tests.testbed down --dir $(DEMO)
 	rm -rf $(DEMO)
-
-bench: install-system install  ## benchmarks (deploy timings on the test bed)
-	$(BIN)/python -m benchmarks.deploy
 
 clean:  ## remove the virtualenv and caches (not the test-bed image cache)
 	rm -rf $(VENV) .pytest_cache .ruff_cache dist build *.egg-info

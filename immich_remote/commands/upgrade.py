@@ -103,8 +103,13 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
                 results[result.host] = result
         ordered = [results[h.name] for h in hosts]
         immich_data, code = register_hosts(app, client, immich, ok_hosts(hosts, ordered), snapshot=snapshot)
-    snapshot.update_meta(results=[r.to_data() for r in ordered], target=target.tag)
-    report(app, ordered, immich_data, snapshot.path, title=f"Upgrade to {target.tag}")
+    if not immich_data.get("changed") and all(r.status == "unchanged" for r in ordered):
+        snapshot.discard()  # nothing changed: nothing to record
+        snapshot_path = None
+    else:
+        snapshot.update_meta(results=[r.to_data() for r in ordered], target=target.tag)
+        snapshot_path = snapshot.path
+    report(app, ordered, immich_data, snapshot_path, title=f"Upgrade to {target.tag}")
     if not app.json:
         on = {}
         for r in ordered:

@@ -224,7 +224,8 @@ class FakeImmichServer:
         if self.state_file and self.state_file.exists():
             saved = json.loads(self.state_file.read_text())
             if isinstance(saved.get("config"), dict):
-                self._config = saved["config"]
+                # Like the real server after an upgrade: stored values win, new fields get their defaults.
+                self._config = fill_defaults(saved["config"], self._defaults)
         self.ml.setup(self._config["machineLearning"])
         self._http.start()
         LOG.info("fake Immich %s listening on %s", self.version, self.url)
