@@ -243,20 +243,30 @@ def warm_models(remote: Remote, host: Host, config: dict[str, Any] | None) -> li
 
 # --- one host --------------------------------------------------------------------------------------------
 
-def deploy_host(ctx: HostContext, host: Host) -> HostResult:
-    started = time.monotonic()
-    step: Callable[[str], None] = lambda text: ctx.progress.step(host.name, text)  # noqa: E731
+def preflight_host(ctx: HostContext, host: Host) -> tuple[Remote, Probe, HostReport] | HostResult:
+    """Connect, probe and check one host; a `failed` result names every failing check and its fix."""
     remote = ctx.connections.remote(host)
-    step("connecting")
+    ctx.progress.step(host.name, "connecting")
     remote.connect()
-    step("probing")
+    ctx.progress.step(host.name, "probing")
     found = probe(remote, host)
     report = host_checks(host, found.facts, found.remote, ctx.version, allow_public=ctx.options.allow_public)
     ctx.reports[host.name] = report
     if not report.ok or report.backend is None:
         failing = [c for c in report.checks if c.status == FAIL]
         return HostResult(host.name, "failed", "; ".join(f"{c.name}: {c.detail}" for c in failing),
-                          "; ".join(c.fix for c in failing if c.fix), details={"checks": [c.to_data() for c in report.checks]})
+                          "; ".join(c.fix for c in failing if c.fix),
+                          details={"checks": [c.to_data() for c in report.checks]})
+    return remote, found, report
+
+
+def deploy_host(ctx: HostContext, host: Host) -> HostResult:
+    started = time.monotonic()
+    step: Callable[[str], None] = lambda text: ctx.progress.step(host.name, text)  # noqa: E731
+    checked = preflight_host(ctx, host)
+    if isinstance(checked, HostResult):
+        return checked
+    remote, found, report = checked
     rendering = ctx.rendering_for(host, remote, found, report)
     action = decide(rendering, found.remote)
     current = found.remote.container
@@ -433,15 +443,10 @@ def ok_hosts(hosts: Sequence[Host], results: Sequence[HostResult]) -> list[Host]
 
 def prepull_host(ctx: HostContext, host: Host) -> HostResult:
     """Upgrade's first phase: put the new image on the host while nothing else changes."""
-    remote = ctx.connections.remote(host)
-    ctx.progress.step(host.name, "connecting")
-    remote.connect()
-    found = probe(remote, host)
-    report = host_checks(host, found.facts, found.remote, ctx.version, allow_public=ctx.options.allow_public)
-    if not report.ok or report.backend is None:
-        failing = [c for c in report.checks if c.status == FAIL]
-        return HostResult(host.name, "failed", "; ".join(f"{c.name}: {c.detail}" for c in failing),
-                          "; ".join(c.fix for c in failing if c.fix))
+    checked = preflight_host(ctx, host)
+    if isinstance(checked, HostResult):
+        return checked
+    remote, found, report = checked
     rendering = ctx.rendering_for(host, remote, found, report)
     ensure_image(ctx, remote, rendering.image, lambda text: ctx.progress.step(host.name, text))
     current = found.remote.container

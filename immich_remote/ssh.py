@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import os
 import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,15 +182,14 @@ class Remote:
 
     # --- commands -------------------------------------------------------------------------------
     def run(self, command: str | Sequence[str], *, timeout: float | None = None, check: bool = True,
-            what: str | None = None, stdin: bytes | None = None) -> CommandResult:
+            what: str | None = None) -> CommandResult:
         """Run a command (a shell string, or argv that is quoted for you) with a timeout."""
         text = command if isinstance(command, str) else shlex.join(command)
         limit = timeout or self.command_timeout
         self.connect()
         started = time.monotonic()
         try:
-            result = self.conn.run(text, hide=True, warn=True, timeout=limit, pty=False,
-                                   in_stream=io.StringIO(stdin.decode()) if stdin is not None else False)
+            result = self.conn.run(text, hide=True, warn=True, timeout=limit, pty=False, in_stream=False)
         except CommandTimedOut:
             raise RemoteCommandError(
                 f"Host '{self.target.label}': {what or 'a command'} did not finish within {limit:g} s "
@@ -227,8 +225,8 @@ class Remote:
                 if time.monotonic() - started > limit:
                     raise TimeoutError()
             channel.shutdown_write()
-            stdout = _read_all(channel.makefile("rb"))
-            stderr = _read_all(channel.makefile_stderr("rb"))
+            stdout = channel.makefile("rb").read()
+            stderr = channel.makefile_stderr("rb").read()
             status = channel.recv_exit_status()
         except TimeoutError:
             raise RemoteCommandError(f"Host '{self.target.label}': {what} did not finish within {limit:g} s.",
@@ -297,10 +295,6 @@ class Remote:
         return parse_http_response(raw)
 
 
-def _read_all(handle: io.BufferedIOBase) -> bytes:
-    return handle.read()
-
-
 def _read_all_channel(channel: paramiko.Channel, *, deadline: float) -> bytes:
     chunks: list[bytes] = []
     while True:
@@ -359,9 +353,3 @@ def resolve_target(target: Target, ssh_config: Path | None = None) -> tuple[str,
     config = Config(runtime_ssh_path=str(ssh_config)) if ssh_config else Config()
     conn = Connection(target.address, user=target.user, port=target.port, config=config)
     return conn.host, conn.port, conn.user
-
-
-def iter_file(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while data := handle.read(chunk):
-            yield data
