@@ -100,3 +100,20 @@ def test_cuda_on_a_host_without_gpu_is_refused_by_preflight(sandbox):
     result = sandbox.cli("deploy", expect=1)
     assert "accel: accelerator 'cuda' is not usable: no NVIDIA GPU visible" in result.output
     assert ml_container(sandbox.hosts[0]) is None
+
+
+def test_ssh_config_aliases_users_ports_and_keys_work_as_with_openssh(sandbox):
+    host = sandbox.hosts[0]
+    config = sandbox.workdir / "ssh_config"
+    config.write_text(f"Host gpu-box\n  HostName 127.0.0.1\n  Port {host.ssh_port}\n  User deploy\n"
+                      f"  IdentityFile {sandbox.bed.client_key}\n")
+    data = yaml.safe_load(sandbox.inventory.read_text())
+    data["ssh"]["config"] = str(config)
+    entry = data["hosts"].pop(host.name)
+    data["hosts"] = {"gpu-box": {"address": "gpu-box", "bind_address": entry["bind_address"], "url": entry["url"]}}
+    data["groups"] = {}
+    del data["defaults"]["ssh_user"], data["defaults"]["ssh_key"]
+    sandbox.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = sandbox.cli_json("deploy")
+    assert result["hosts"][0]["status"] == "deployed"
+    assert ml_container(host) is not None

@@ -4,6 +4,7 @@ restore and remove, on the test bed with stub images of several versions in the 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -197,3 +198,30 @@ def test_remove_in_remote_only_mode_needs_restore_local(old_sandbox):
     assert box.urls() == [box.hosts[0].ml_url] and ml_container(box.hosts[0]) is not None
     box.cli("remove", "ml1", "--restore-local")
     assert box.urls() == [box.bed.local_ml_url]
+
+
+def test_upgrade_waits_for_the_server_to_come_back_with_its_new_version(old_sandbox, immich_fake_factory):
+    box = old_sandbox
+    old = box.fake
+    port, config = old.port, old.config
+    old.stop()  # the server restarts during its own upgrade: nothing answers for a while
+
+    def server_comes_back() -> None:
+        time.sleep(4)
+        immich_fake_factory("2.7.5", config=config, ml_url=box.bed.local_ml_url, port=port)
+
+    thread = threading.Thread(target=server_comes_back)
+    thread.start()
+    try:
+        started = time.monotonic()
+        data = box.cli_json("upgrade", "--wait-server", "--wait-timeout", "60s")
+        assert time.monotonic() - started >= 4
+    finally:
+        thread.join()
+    assert [h["status"] for h in data["hosts"]] == ["upgraded"] * 3
+
+
+def test_wait_server_gives_up_at_its_deadline(old_sandbox):
+    old_sandbox.fake.stop()
+    result = old_sandbox.cli("upgrade", "--wait-server", "--wait-timeout", "4s", expect=1)
+    assert "did not come back with a new version within 4s" in result.output
