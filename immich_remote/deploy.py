@@ -363,14 +363,18 @@ def apply(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, render
         failure, logs, up_started = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:], time.monotonic()
     if failure is None:
         window = time.monotonic() - up_started
+        detail = gate.detail
         if ctx.options.warm_models:
             step("warming models")
-            warm_models(remote, host, ctx.immich_config)
+            try:
+                detail += f"; models loaded: {', '.join(warm_models(remote, host, ctx.immich_config))}"
+            except (RemoteCommandError, OSError, ValueError) as exc:  # the host serves; only the warm-up failed
+                detail += f"; warming the models failed ({getattr(exc, 'message', exc)}): the first jobs will load them"
         remote.run(append_history(paths, json.dumps({**meta, "event": ctx.options.command, "release": release_id,
                                                      "result": "ok"})), check=False, what="history")
         remote.run(prune_releases(paths, [release_id, previous or ""]), check=False, what="pruning old releases")
         status = {DEPLOY: "deployed", RESTART: "restarted"}[action]
-        return HostResult(host.name, status, gate.detail, window=window if found.remote.container else None,
+        return HostResult(host.name, status, detail, window=window if found.remote.container else None,
                           details={"release": release_id})
     step("rolling back")
     return roll_back(ctx, host, remote, paths, action, old_current, old_state, release_id, failure, logs, meta)
