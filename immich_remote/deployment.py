@@ -89,10 +89,6 @@ class RemoteState:
     def previous_release(self) -> str | None:
         return (self.state or {}).get("previous")
 
-    @property
-    def managed_by_us(self) -> bool:
-        return self.state is not None
-
 
 def parse_deployment(text: str, containers_json: str) -> RemoteState:
     """The `deployment` and `containers` sections of the probe (see hostcmd.files_state)."""

@@ -24,7 +24,7 @@ _DEVICES = ("/dev/kfd", "/dev/mali0", "/dev/dxg")
 _FILES = ("/usr/lib/libmali.so", "/lib/firmware/mali_csffw.bin")
 
 
-def probe_script(*, remote_dir: str, ml_port: int) -> str:
+def probe_script(*, remote_dir: str) -> str:
     """The shell script that gathers every fact in one SSH round trip (POSIX sh, no root needed)."""
     paths = HostPaths.for_dir(remote_dir)
     which = " ".join(_WHICH)
@@ -55,10 +55,14 @@ def probe_script(*, remote_dir: str, ml_port: int) -> str:
         "deployment": files_state(paths),
         "containers": inspect_containers(),
     }
+    return sections_script(sections)
+
+
+def sections_script(sections: dict[str, str]) -> str:
+    """One script printing each command's output under its `@@ir:<name>@@` marker (see split_sections).
+    Each command runs in a subshell, so a `cd` or `exit` in one cannot leak into the next."""
     lines = ["exec 2>/dev/null </dev/null"]
-    for name, command in sections.items():
-        lines.append(f"echo '{MARK}{name}@@'; ( {command} ) || true")  # a subshell: no cd/exit leaks
-    lines.append(f"echo '{MARK}ml-port@@'; echo {int(ml_port)}")
+    lines += [f"echo '{MARK}{name}@@'; ( {command} ) || true" for name, command in sections.items()]
     return "\n".join(lines) + "\n"
 
 

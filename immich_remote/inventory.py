@@ -223,10 +223,6 @@ class Host:
     def model_cache_is_path(self) -> bool:
         return self.model_cache.startswith("/")
 
-    @property
-    def bind_kind(self) -> str:
-        return classify_address(self.bind_address)
-
 
 @dataclass(frozen=True)
 class SSHOptions:

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from .errors import InputError
-from .hwaccel import BACKENDS
 from .inventory import Host, Inventory
 from .render import Rendering, render_host
 from .urls import classify_address, foreign_urls, order_urls, url_key
@@ -86,10 +85,6 @@ def exposure_warnings(host: Host) -> list[str]:
         warnings.append("the URL is https:// but the ML container speaks plain HTTP; this works only with a "
                         "TLS proxy in front of it")
     return warnings
-
-
-def unsafe_exposure(host: Host) -> bool:
-    return classify_address(host.bind_address) in {"public", "unspecified"}
 
 
 def desired_urls(inventory: Inventory, *, current: Sequence[str] | None, registered: Iterable[Host],
@@ -167,6 +162,3 @@ def plan_offline(inventory: Inventory, hosts: Sequence[Host], version: ImmichVer
                 urls_before=list(urls_before) if urls_before is not None else None, urls_after=after,
                 warnings=warnings)
 
-
-def backend_label(name: str) -> str:
-    return BACKENDS[name].label if name in BACKENDS else name

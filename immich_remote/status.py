@@ -12,7 +12,7 @@ import httpx
 
 from .deployment import ContainerState, RemoteState, parse_deployment
 from .errors import ImmichRemoteError
-from .facts import split_sections
+from .facts import sections_script, split_sections
 from .hostcmd import HostPaths, cache_usage, files_state, inspect_containers, sh
 from .immich_api import ImmichClient
 from .inventory import Host, Inventory
@@ -25,7 +25,7 @@ def status_script(host: Host) -> str:
     paths = HostPaths.for_dir(host.remote_dir)
     sections = {"deployment": files_state(paths), "containers": inspect_containers(),
                 "cache": cache_usage(host.model_cache)}
-    return "\n".join(f"echo '@@ir:{name}@@'; ( {cmd} ) 2>/dev/null || true" for name, cmd in sections.items()) + "\n"
+    return sections_script(sections)
 
 
 @dataclass

@@ -105,6 +105,16 @@ def register_hosts(app: App, client: ImmichClient, immich: ImmichReport, good: S
     return data, 0
 
 
+def close_snapshot(snapshot: Snapshot, results: Sequence[HostResult], immich_data: dict[str, Any],
+                   **meta: Any) -> Path | None:
+    """Keep the snapshot with the results when something changed; drop it when the run changed nothing."""
+    if not immich_data.get("changed") and all(r.status == "unchanged" for r in results):
+        snapshot.discard()
+        return None
+    snapshot.update_meta(results=[r.to_data() for r in results], **meta)
+    return snapshot.path
+
+
 def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | None, options: DeployOptions,
                    parallel: int, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
     inv = app.inventory
@@ -128,12 +138,8 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
             for queue in ML_QUEUES:
                 client.start_missing(queue)
             immich_data["missing_started"] = list(ML_QUEUES)
-    if snapshot and not immich_data.get("changed") and all(r.status == "unchanged" for r in results):
-        snapshot.discard()  # nothing changed: nothing to record
-        snapshot = None
-    if snapshot:
-        snapshot.update_meta(results=[r.to_data() for r in results])
-    report(app, results, immich_data, snapshot.path if snapshot else None, dry_run=options.dry_run)
+    snapshot_path = close_snapshot(snapshot, results, immich_data) if snapshot else None
+    report(app, results, immich_data, snapshot_path, dry_run=options.dry_run)
     return code or (EXIT_FAILED if any(r.failed for r in results) else 0)
 
 

@@ -19,7 +19,15 @@ from ..immich_api import ImmichClient
 from ..rollout import HostResult
 from ..status import collect
 from ..versions import ImmichVersion
-from .deploy import confirm_fallback, immich_preflight, register_hosts, report, run_procedure, start_snapshot
+from .deploy import (
+    close_snapshot,
+    confirm_fallback,
+    immich_preflight,
+    register_hosts,
+    report,
+    run_procedure,
+    start_snapshot,
+)
 
 if TYPE_CHECKING:
     from ..cli import App
@@ -103,12 +111,7 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
                 results[result.host] = result
         ordered = [results[h.name] for h in hosts]
         immich_data, code = register_hosts(app, client, immich, ok_hosts(hosts, ordered), snapshot=snapshot)
-    if not immich_data.get("changed") and all(r.status == "unchanged" for r in ordered):
-        snapshot.discard()  # nothing changed: nothing to record
-        snapshot_path = None
-    else:
-        snapshot.update_meta(results=[r.to_data() for r in ordered], target=target.tag)
-        snapshot_path = snapshot.path
+    snapshot_path = close_snapshot(snapshot, ordered, immich_data, target=target.tag)
     report(app, ordered, immich_data, snapshot_path, title=f"Upgrade to {target.tag}")
     if not app.json:
         on = {}

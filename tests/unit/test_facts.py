@@ -78,7 +78,7 @@ def test_toolkit_detected_from_docker_runtimes():
 
 
 def test_probe_script_sections_round_trip():
-    script = probe_script(remote_dir="~/immich-remote-ml", ml_port=3003)
+    script = probe_script(remote_dir="~/immich-remote-ml")
     names = [line.split("@@ir:")[1].split("@@")[0] for line in script.splitlines() if "@@ir:" in line]
     assert {"uname", "which", "nvidia-smi-L", "docker-version", "compose-version", "listeners"} <= set(names)
     output = "@@ir:uname@@\nLinux h 6.1 #1 SMP aarch64 GNU/Linux\n@@ir:docker-version@@\npermission denied while " \
