@@ -203,8 +203,9 @@ def plan(app: App, host_names: tuple[str, ...], server_version: str | None) -> N
 
 
 def parallel_option(func):  # noqa: ANN001, ANN201
-    return click.option("--parallel", "-p", type=click.IntRange(1, 64), default=5, show_default=True,
-                        help="Hosts worked on at the same time.")(func)
+    return click.option("--parallel", "-p", type=click.IntRange(1, 256), default=None, metavar="N",
+                        help="Hosts worked on at the same time [default: all selected hosts; SSH handshakes are "
+                        "bounded by ssh.max_handshakes].")(func)
 
 
 # --- check, deploy, trust ----------------------------------------------------------------------------
@@ -218,7 +219,7 @@ def parallel_option(func):  # noqa: ANN001, ANN201
 @pass_app
 @click.pass_context
 def check(ctx: click.Context, app: App, host_names: tuple[str, ...], server_version: str | None, allow_public: bool,
-          parallel: int) -> None:
+          parallel: int | None) -> None:
     """Preflight: can each host run the ML container, and may the key change Immich's settings?
 
     Per host: SSH and host key, Docker and Compose v2, CPU architecture, free disk, the
@@ -243,8 +244,8 @@ def check(ctx: click.Context, app: App, host_names: tuple[str, ...], server_vers
 @server_version_option
 @click.option("--dry-run", "-n", is_flag=True, help="Show the file diffs, image change and URL list; change nothing.")
 @parallel_option
-@click.option("--max-fail", type=click.IntRange(1), default=None, metavar="N",
-              help="Stop starting new hosts after N failures.")
+@click.option("--max-fail", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Stop swapping hosts after N failed swaps (the canary failing alone stops the rollout by default).")
 @click.option("--allow-public", is_flag=True, help="Accept a public or 0.0.0.0 bind address (the ML API has no auth).")
 @click.option("--remote-only", is_flag=True, help="Confirm fallback: remote-only (drop the local ML URL).")
 @click.option("--break-lock", is_flag=True, help="Take over a host lock left behind by a dead run.")
@@ -325,7 +326,7 @@ def duration_option(value: str | None, name: str) -> float | None:
 @json_option
 @pass_app
 @click.pass_context
-def status(ctx: click.Context, app: App, host_names: tuple[str, ...], watch: float | None, parallel: int) -> None:
+def status(ctx: click.Context, app: App, host_names: tuple[str, ...], watch: float | None, parallel: int | None) -> None:
     """Show what runs where, read live from the hosts and the Immich server.
 
     Per host: reachable, container state and health, the running image's version (from the
@@ -350,7 +351,8 @@ def status(ctx: click.Context, app: App, host_names: tuple[str, ...], watch: flo
 @click.option("--wait-server", is_flag=True, help="First wait for the server to come back from its own upgrade.")
 @click.option("--wait-timeout", metavar="DURATION", default="15m", show_default=True, help="Deadline for --wait-server.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Hosts swapped at the same time.")
-@click.option("--max-fail", type=click.IntRange(1), default=None, metavar="N", help="Stop after N failed hosts.")
+@click.option("--max-fail", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Stop swapping hosts after N failed swaps (the canary failing alone stops the upgrade by default).")
 @click.option("--health-timeout", metavar="DURATION", default=None, help="Health gate deadline per host.")
 @click.option("--ship-image", is_flag=True, help="Stream the image from this machine's Docker over SSH (no pull).")
 @click.option("--remote-only", is_flag=True, help="Confirm fallback: remote-only.")
@@ -360,7 +362,7 @@ def status(ctx: click.Context, app: App, host_names: tuple[str, ...], watch: flo
 @click.pass_context
 def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_version: str | None, check_only: bool,
             wait_server: bool, wait_timeout: str, batch: int, max_fail: int | None, health_timeout: str | None,
-            ship_image: bool, remote_only: bool, parallel: int) -> None:
+            ship_image: bool, remote_only: bool, parallel: int | None) -> None:
     """Bring every ML host to the Immich server's version (run it right after upgrading Immich).
 
     The new image is pre-pulled on all hosts in parallel first (nothing else changes), then hosts
@@ -394,7 +396,7 @@ def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_versio
 @pass_app
 @click.pass_context
 def rollback(ctx: click.Context, app: App, host_names: tuple[str, ...], health_timeout: str | None, break_lock: bool,
-             parallel: int) -> None:
+             parallel: int | None) -> None:
     """Return hosts to their previous deployment (files and image tag), through the health gate.
 
     The previous release is kept on each host under .immich-remote/releases. Immich's URL list is
@@ -420,7 +422,7 @@ def rollback(ctx: click.Context, app: App, host_names: tuple[str, ...], health_t
 @pass_app
 @click.pass_context
 def remove(ctx: click.Context, app: App, host_names: tuple[str, ...], purge_cache: bool, restore_local: bool,
-           break_lock: bool, parallel: int) -> None:
+           break_lock: bool, parallel: int | None) -> None:
     """Unregister hosts from Immich, then `docker compose down` on them.
 
     The URL goes first, so Immich stops sending work before the container stops; the local

@@ -18,14 +18,14 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
 from .deployment import DEPLOY, RESTART, UNCHANGED, RemoteState, decide, parse_deployment
 from .errors import ImmichRemoteError, InputError, LockHeld, RemoteCommandError
 from .facts import HostFacts, probe_script, split_sections
-from .health import wait_healthy
+from .health import PingWatch, wait_serving
 from .hostcmd import (
     HostPaths,
     activate,
@@ -80,7 +80,6 @@ class HostContext:
     progress: Progress
     snapshot: Snapshot | None
     immich_config: dict[str, Any] | None = None
-    reports: dict[str, HostReport] = field(default_factory=dict)
     # What a host should run; default: render the inventory for `version`. `rollback` swaps in the
     # previous release's files here and reuses everything else.
     target: Callable[[HostContext, Host, Remote, Probe, HostReport], Rendering] | None = None
@@ -241,7 +240,30 @@ def warm_models(remote: Remote, host: Host, config: dict[str, Any] | None) -> li
     return done
 
 
-# --- one host --------------------------------------------------------------------------------------------
+# --- one host, in three phases -------------------------------------------------------------------------
+#
+# prepare (connect, probe, preflight, decide; read-only) -> stage (pull or ship the image while the old
+# container serves) -> swap (lock, record, upload, activate, up, gate; roll back on failure).
+# A rollout runs `prepare` and `stage` on every host at once, then swaps a canary alone and the
+# others in batches (see rollout.py). `deploy_host` chains the three for one host.
+
+@dataclass
+class Prepared:
+    """A host that passed its preflight, with what it should run and what the deploy has to do."""
+
+    host: Host
+    remote: Remote
+    found: Probe
+    report: HostReport
+    rendering: Rendering
+    action: str
+
+    @property
+    def base(self) -> dict[str, Any]:
+        current = self.found.remote.container
+        return dict(image=self.rendering.image, backend=self.rendering.backend,
+                    previous_image=current.image if current else None)
+
 
 def preflight_host(ctx: HostContext, host: Host) -> tuple[Remote, Probe, HostReport] | HostResult:
     """Connect, probe and check one host; a `failed` result names every failing check and its fix."""
@@ -251,7 +273,6 @@ def preflight_host(ctx: HostContext, host: Host) -> tuple[Remote, Probe, HostRep
     ctx.progress.step(host.name, "probing")
     found = probe(remote, host)
     report = host_checks(host, found.facts, found.remote, ctx.version, allow_public=ctx.options.allow_public)
-    ctx.reports[host.name] = report
     if not report.ok or report.backend is None:
         failing = [c for c in report.checks if c.status == FAIL]
         return HostResult(host.name, "failed", "; ".join(f"{c.name}: {c.detail}" for c in failing),
@@ -260,33 +281,64 @@ def preflight_host(ctx: HostContext, host: Host) -> tuple[Remote, Probe, HostRep
     return remote, found, report
 
 
-def deploy_host(ctx: HostContext, host: Host) -> HostResult:
+def prepare_host(ctx: HostContext, host: Host) -> Prepared | HostResult:
+    """Read-only: preflight and the decision. Final results for a failed preflight, a dry run, or no change."""
     started = time.monotonic()
-    step: Callable[[str], None] = lambda text: ctx.progress.step(host.name, text)  # noqa: E731
     checked = preflight_host(ctx, host)
     if isinstance(checked, HostResult):
         return checked
     remote, found, report = checked
     rendering = ctx.rendering_for(host, remote, found, report)
-    action = decide(rendering, found.remote)
-    current = found.remote.container
-    base = dict(image=rendering.image, backend=rendering.backend,
-                previous_image=current.image if current else None)
+    prepared = Prepared(host, remote, found, report, rendering, decide(rendering, found.remote))
     if ctx.options.dry_run:
-        return dry_run_result(ctx, host, remote, rendering, found, action, base)
-    if action == UNCHANGED:
-        return HostResult(host.name, "unchanged", "same files, container healthy", **base,
+        return dry_run_result(prepared)
+    if prepared.action == UNCHANGED:
+        return HostResult(host.name, "unchanged", "same files, container serving", **prepared.base,
                           duration=time.monotonic() - started)
+    return prepared
+
+
+def stage_host(ctx: HostContext, prepared: Prepared) -> Prepared | HostResult:
+    """Put the image on the host while the old container keeps serving; nothing else changes."""
+    host = prepared.host
+    try:
+        ensure_image(ctx, prepared.remote, prepared.rendering.image, lambda text: ctx.progress.step(host.name, text))
+    except RemoteCommandError as exc:
+        serving = prepared.found.remote.container is not None and prepared.found.remote.container.serving
+        return HostResult(host.name, "failed", exc.message + ("; nothing was changed, the current container "
+                          "keeps serving" if serving else "; nothing was changed"),
+                          "check the image name and the registry (or use --ship-image)", **prepared.base)
+    ctx.progress.step(host.name, "ready to swap")
+    return prepared
+
+
+def prepare_and_stage(ctx: HostContext, host: Host) -> Prepared | HostResult:
+    prepared = prepare_host(ctx, host)
+    return stage_host(ctx, prepared) if isinstance(prepared, Prepared) else prepared
+
+
+def swap_host(ctx: HostContext, prepared: Prepared) -> HostResult:
+    """Lock, record, upload, activate, `compose up`, gate; back to the previous release on failure."""
+    started = time.monotonic()
+    host, remote = prepared.host, prepared.remote
+    step: Callable[[str], None] = lambda text: ctx.progress.step(host.name, text)  # noqa: E731
     paths = HostPaths.for_dir(host.remote_dir)
+    base = prepared.base
     step("locking")
     with HostLock(remote, paths, ctx.options.command, force=ctx.options.break_lock):
-        record_host(ctx, host, remote, paths, found)
-        result = apply(ctx, host, remote, paths, rendering, found, action, step)
+        record_host(ctx, host, remote, paths, prepared.found)
+        result = apply(ctx, host, remote, paths, prepared.rendering, prepared.found, prepared.action, step)
     result.image, result.backend, result.previous_image = base["image"], base["backend"], base["previous_image"]
     if result.status == "rolled-back":  # what runs now is the old image; say what was attempted
         result.details["attempted_image"], result.image = result.image, base["previous_image"]
     result.duration = time.monotonic() - started
     return result
+
+
+def deploy_host(ctx: HostContext, host: Host) -> HostResult:
+    """All three phases for one host (rollback uses it; deploy and upgrade go through rollout.canary_rollout)."""
+    staged = prepare_and_stage(ctx, host)
+    return swap_host(ctx, staged) if isinstance(staged, Prepared) else staged
 
 
 def record_host(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, found: Probe) -> None:
@@ -345,24 +397,26 @@ def apply(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, render
                      if found.remote.container else None}
     meta = release_meta(host, rendering, ctx.options.command)
     release_id = old_current if action == RESTART and old_current else f"{stamp()}-{rendering.digest[:12]}"
+    previous = old_current if release_id != old_current else old_state.get("previous")
+    window: float | None = None
     try:
         if action == DEPLOY:
             step("uploading")
             upload_release(remote, paths, release_id, rendering, meta)
-        ensure_image(ctx, remote, rendering.image, step)
+        ensure_image(ctx, remote, rendering.image, step)  # a no-op when staged; rollback's target may lack it
         step("starting")
-        up_started = time.monotonic()
-        previous = old_current if release_id != old_current else old_state.get("previous")
-        remote.run(activate(paths, release_id, state_record(release_id, previous, meta)), what="activating the files")
-        remote.run(compose_up(paths), what="docker compose up")
-        step("health check")
-        gate = wait_healthy(remote, host, rendering.image, timeout=ctx.options.health_timeout)
+        with PingWatch(remote, host) as watch:
+            remote.run(activate(paths, release_id, state_record(release_id, previous, meta)),
+                       what="activating the files")
+            remote.run(compose_up(paths, recreate=action == RESTART), what="docker compose up")
+            step("waiting for /ping")
+            gate = wait_serving(remote, host, rendering.image, timeout=ctx.options.health_timeout, watch=watch)
+        window = watch.window()
         failure = None if gate.ok else gate.detail
         logs = gate.logs
     except RemoteCommandError as exc:
-        failure, logs, up_started = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:], time.monotonic()
+        failure, logs = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:]
     if failure is None:
-        window = time.monotonic() - up_started
         detail = gate.detail
         if ctx.options.warm_models:
             step("warming models")
@@ -371,11 +425,10 @@ def apply(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, render
             except (RemoteCommandError, OSError, ValueError) as exc:  # the host serves; only the warm-up failed
                 detail += f"; warming the models failed ({getattr(exc, 'message', exc)}): the first jobs will load them"
         remote.run(append_history(paths, json.dumps({**meta, "event": ctx.options.command, "release": release_id,
-                                                     "result": "ok"})), check=False, what="history")
+                                                     "result": "ok", "window": window})), check=False, what="history")
         remote.run(prune_releases(paths, [release_id, previous or ""]), check=False, what="pruning old releases")
         status = {DEPLOY: "deployed", RESTART: "restarted"}[action]
-        return HostResult(host.name, status, detail, window=window if found.remote.container else None,
-                          details={"release": release_id})
+        return HostResult(host.name, status, detail, window=window, details={"release": release_id})
     step("rolling back")
     return roll_back(ctx, host, remote, paths, action, old_current, old_state, release_id, failure, logs, meta)
 
@@ -399,7 +452,7 @@ def roll_back(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, ac
     try:
         remote.run(activate(paths, old_current, json.dumps(old_state)), what="restoring the previous files")
         remote.run(compose_up(paths), what="docker compose up (previous release)")
-        gate = wait_healthy(remote, host, previous_image, timeout=ctx.options.health_timeout) if previous_image \
+        gate = wait_serving(remote, host, previous_image, timeout=ctx.options.health_timeout) if previous_image \
             else None
     except RemoteCommandError as exc:
         return HostResult(host.name, "failed", f"{failure}; rolling back ALSO failed: {exc.message}",
@@ -411,18 +464,21 @@ def roll_back(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, ac
                       "see the logs (--json, or `docker compose logs` on the host)", details=details)
 
 
-def dry_run_result(ctx: HostContext, host: Host, remote: Remote, rendering: Rendering, found: Probe, action: str,
-                   base: dict[str, Any]) -> HostResult:
-    paths = HostPaths.for_dir(host.remote_dir)
-    remote_files = read_remote_files(remote, paths) if action == DEPLOY else {}
+def dry_run_result(prepared: Prepared) -> HostResult:
+    """What a deploy would do, with the real diff of the files on the host (none when they are the same)."""
+    remote, action = prepared.remote, prepared.action
+    paths = HostPaths.for_dir(prepared.host.remote_dir)
     diffs = {}
-    for name in sorted(set(remote_files) | {f.name for f in rendering.files}):
-        new = rendering.file(name)
-        diff = unified_diff(name, remote_files.get(name), new.content if new else None)
-        if diff:
-            diffs[name] = diff
+    if action == DEPLOY:  # UNCHANGED and RESTART mean the files on the host are already these
+        remote_files = read_remote_files(remote, paths)
+        for name in sorted(set(remote_files) | {f.name for f in prepared.rendering.files}):
+            new = prepared.rendering.file(name)
+            diff = unified_diff(name, remote_files.get(name), new.content if new else None)
+            if diff:
+                diffs[name] = diff
     words = {UNCHANGED: "no change", RESTART: "would start the container again", DEPLOY: "would deploy"}
-    return HostResult(host.name, "dry-run", words[action], **base, details={"action": action, "diff": diffs})
+    return HostResult(prepared.host.name, "dry-run", words[action], **prepared.base,
+                      details={"action": action, "diff": diffs})
 
 
 # --- registration ----------------------------------------------------------------------------------------
@@ -444,19 +500,6 @@ def ok_hosts(hosts: Sequence[Host], results: Sequence[HostResult]) -> list[Host]
 
 
 # --- upgrade and rollback reuse the same procedure ---------------------------------------------------
-
-def prepull_host(ctx: HostContext, host: Host) -> HostResult:
-    """Upgrade's first phase: put the new image on the host while nothing else changes."""
-    checked = preflight_host(ctx, host)
-    if isinstance(checked, HostResult):
-        return checked
-    remote, found, report = checked
-    rendering = ctx.rendering_for(host, remote, found, report)
-    ensure_image(ctx, remote, rendering.image, lambda text: ctx.progress.step(host.name, text))
-    current = found.remote.container
-    return HostResult(host.name, "pulled", "image ready", image=rendering.image,
-                      previous_image=current.image if current else None, backend=rendering.backend)
-
 
 def previous_release(ctx: HostContext, host: Host, remote: Remote, found: Probe, report: HostReport) -> Rendering:
     """`rollback`'s target: the files and image of the release before the current one, read from the host."""

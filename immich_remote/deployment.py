@@ -32,8 +32,8 @@ class ContainerState:
 
     @property
     def serving(self) -> bool:
-        """Running, and not known to be unhealthy."""
-        return self.state == "running" and self.health in (None, "healthy")
+        """Running, and not known to be unhealthy (Docker's first healthcheck may not have run yet)."""
+        return self.state == "running" and self.health != "unhealthy"
 
 
 def parse_inspect(text: str) -> list[ContainerState]:

@@ -88,9 +88,14 @@ def compose(paths: HostPaths, *args: str) -> list[str]:
     return ["docker", "compose", "--project-directory", paths.root, "-f", paths.compose_file, *args]
 
 
-def compose_up(paths: HostPaths) -> list[str]:
-    """Create or update the container. The image was pulled (or shipped) just before."""
-    return compose(paths, "up", "--detach", "--remove-orphans", "--pull", "never")
+def compose_up(paths: HostPaths, *, recreate: bool = False) -> list[str]:
+    """Create or update the container. The image was pulled (or shipped) just before.
+
+    `recreate` replaces a stopped or broken container with a new one, so the health gate judges a
+    container with a fresh restart count.
+    """
+    return compose(paths, "up", "--detach", "--remove-orphans", "--pull", "never",
+                   *(["--force-recreate"] if recreate else []))
 
 
 def compose_down(paths: HostPaths) -> list[str]:

@@ -1,7 +1,9 @@
 """Running one procedure across many hosts: bounded parallelism, a failure budget, one connection each.
 
-A failing host never blocks or undoes the others. With `max_fail`, hosts that have not started
-when the budget is spent are reported as `skipped` instead of being started.
+`run_hosts` runs one procedure on every host at once (bounded by --parallel and the SSH handshake
+limit). `canary_rollout` is how deploy and upgrade change hosts: stage all (read, decide, pull),
+swap the least-used host alone first, then the rest in batches, primary URL last; a spent failure
+budget leaves the remaining hosts untouched (`skipped`).
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ImmichRemoteError
 from .inventory import Host, Inventory
 from .progress import Progress
 from .ssh import Remote, Target
 
-DEFAULT_PARALLEL = 5
 FAILED_STATUSES = {"failed", "rolled-back", "error"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -94,15 +96,17 @@ class Connections:
         self.close()
 
 
-def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], HostResult], *, parallel: int = DEFAULT_PARALLEL,
-              max_fail: int | None = None, progress: Progress | None = None) -> list[HostResult]:
-    """Run `procedure` for every host, `parallel` at a time; results in inventory order.
+def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], Any], *, parallel: int | None = None,
+              max_fail: int | None = None, progress: Progress | None = None) -> list[Any]:
+    """Run `procedure` for every host, `parallel` at a time (default: all at once); results in host order.
 
-    An ImmichRemoteError (or any exception) in one host becomes that host's `failed` result.
+    An ImmichRemoteError (or any exception) in one host becomes that host's `failed` result. A
+    procedure may return something else than a HostResult (a staged host, say): that host is not
+    finished yet, so the progress line stays as it is.
     """
     failures = 0
     lock = threading.Lock()
-    results: dict[str, HostResult] = {}
+    results: dict[str, Any] = {}
 
     def one(host: Host) -> None:
         nonlocal failures
@@ -120,6 +124,10 @@ def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], HostResult], *,
             result = HostResult(host.name, "failed", exc.message, exc.hint or "")
         except Exception as exc:  # noqa: BLE001 - one host's bug must not take the others down
             result = HostResult(host.name, "failed", f"unexpected error: {type(exc).__name__}: {exc}")
+        if not isinstance(result, HostResult):
+            with lock:
+                results[host.name] = result
+            return
         result.duration = result.duration or (time.monotonic() - started)
         with lock:
             results[host.name] = result
@@ -128,6 +136,76 @@ def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], HostResult], *,
         if progress:
             progress.finish(host.name, result.status, result.message if result.failed else "")
 
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(hosts) or 1))) as pool:
+    workers = max(1, min(parallel or len(hosts) or 1, len(hosts) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(one, hosts))
     return [results[h.name] for h in hosts]
+
+
+# --- order -------------------------------------------------------------------------------------------------
+
+def url_order(hosts: Sequence[Host], urls: Sequence[str]) -> list[Host]:
+    """Hosts in the order Immich tries their URLs (the primary first); hosts not in `urls` last, by name."""
+    position = {url.rstrip("/").lower(): i for i, url in enumerate(urls)}
+    return sorted(hosts, key=lambda h: (position.get(h.url.rstrip("/").lower(), len(position)), h.name))
+
+
+def waves(ordered: Sequence[T], batch: int) -> list[list[T]]:
+    """Pure: a canary alone (the first of `ordered`), then the rest `batch` at a time."""
+    if not ordered:
+        return []
+    rest = list(ordered[1:])
+    return [[ordered[0]]] + [rest[i:i + batch] for i in range(0, len(rest), batch)]
+
+
+@dataclass
+class Rollout:
+    """What a canary-first rollout did: a final result per host, in the order they were given."""
+
+    results: list[HostResult]
+    canary: str | None = None
+
+
+def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Callable[[Any], HostResult], *,
+                   command: str, batch: int | None = None, max_fail: int = 1, parallel: int | None = None,
+                   progress: Progress | None = None) -> Rollout:
+    """Stage every host at once (read, decide, pull: nothing changes), then swap the hosts that need it:
+    the first of `hosts` that needs a change alone (the canary), then the others `batch` at a time.
+
+    `hosts` come in rollout order: the host Immich uses least first (reverse URL order), so the
+    primary URL swaps last and keeps serving longest. After `max_fail` failed swaps nothing more is
+    started: the remaining hosts are `skipped` (untouched), with the command to continue.
+    Hosts whose stage returns a HostResult (failed preflight, unchanged, dry run) are final there.
+    """
+    staged = run_hosts(hosts, stage, parallel=parallel, progress=progress)
+    final: dict[str, HostResult] = {h.name: r for h, r in zip(hosts, staged, strict=True) if isinstance(r, HostResult)}
+    pending = [(h, s) for h, s in zip(hosts, staged, strict=True) if not isinstance(s, HostResult)]
+    canary = pending[0][0].name if len(pending) > 1 else None
+    failed: list[str] = []
+    plan = waves(pending, batch or len(pending) or 1)
+    for index, wave in enumerate(plan):
+        if len(failed) >= max_fail:
+            skip_rest(final, [h for w in plan[index:] for h, _ in w], failed, canary, command, max_fail, progress)
+            break
+        by_name = {h.name: s for h, s in wave}
+        done = run_hosts([h for h, _ in wave], lambda h, staged=by_name: swap(staged[h.name]), parallel=parallel,
+                         progress=progress)
+        for result in done:
+            final[result.host] = result
+            if result.failed:
+                failed.append(result.host)
+    return Rollout([final[h.name] for h in hosts], canary)
+
+
+def skip_rest(final: dict[str, HostResult], hosts: Sequence[Host], failed: Sequence[str], canary: str | None,
+              command: str, max_fail: int, progress: Progress | None) -> None:
+    why = (f"not started: the canary {failed[0]} failed" if failed[0] == canary
+           else f"not started: {len(failed)} host(s) failed ({', '.join(failed)})")
+    others = ",".join(h.name for h in hosts)
+    for host in hosts:
+        final[host.name] = HostResult(host.name, "skipped", why,
+                                      f"fix the cause and run `immich-remote {command}` again; to go on without "
+                                      f"the failed host: `immich-remote --limit {others} {command}`, or allow more "
+                                      f"failures with --max-fail {max_fail + 1}")
+        if progress:
+            progress.finish(host.name, "skipped", "not started")

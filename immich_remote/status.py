@@ -154,7 +154,7 @@ def routing(server: ServerStatus, pings: dict[str, tuple[float | None, str | Non
             server.would_use = url
 
 
-def collect(inventory: Inventory, hosts: list[Host], *, parallel: int) -> tuple[ServerStatus, list[HostStatus]]:
+def collect(inventory: Inventory, hosts: list[Host], *, parallel: int | None) -> tuple[ServerStatus, list[HostStatus]]:
     server = server_status(inventory)
     version = ImmichVersion.parse(server.version) if server.version else None
     statuses: dict[str, HostStatus] = {}

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def check_command(app: App, names: tuple[str, ...], *, server_version: str | None, allow_public: bool,
-                  parallel: int) -> int:
+                  parallel: int | None) -> int:
     inv = app.inventory
     hosts = app.hosts(names)
     pinned = ImmichVersion.parse(server_version) if server_version else None

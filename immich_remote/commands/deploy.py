@@ -10,14 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..deploy import DeployOptions, HostContext, deploy_host, ok_hosts, register
+from ..deploy import DeployOptions, HostContext, ok_hosts, prepare_and_stage, register, swap_host
 from ..errors import EXIT_CONFIG_LOCKED, EXIT_FAILED, ImmichRemoteError, InputError
 from ..immich_api import ML_QUEUES, ImmichClient, config_file_snippet
 from ..inventory import Host
 from ..plan import desired_urls
 from ..preflight import FAIL, ImmichReport, immich_checks
 from ..progress import Progress
-from ..rollout import Connections, HostResult, run_hosts
+from ..rollout import Connections, HostResult, Rollout, canary_rollout, run_hosts, url_order
 from ..snapshots import Snapshot, new_snapshot
 from ..versions import ImmichVersion
 from .report import print_checks, print_results
@@ -61,12 +61,32 @@ def start_snapshot(app: App, command: str, immich: ImmichReport, hosts: Sequence
 
 
 def run_procedure(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections, Progress], HostContext],
-                  procedure: Callable[[HostContext, Host], HostResult], *, parallel: int,
+                  procedure: Callable[[HostContext, Host], HostResult], *, parallel: int | None,
                   max_fail: int | None = None, title: str = "") -> list[HostResult]:
     with Connections(app.inventory) as connections, Progress(
             [h.name for h in hosts], enabled=not app.json or app.out.verbose > 0, title=title) as progress:
         ctx = ctx_factory(connections, progress)
         return run_hosts(hosts, lambda h: procedure(ctx, h), parallel=parallel, max_fail=max_fail, progress=progress)
+
+
+def planned_urls(app: App, immich: ImmichReport, hosts: Sequence[Host]) -> list[str]:
+    """Immich's URL list once these hosts are registered: the order results are shown in."""
+    return desired_urls(app.inventory, current=list(immich.config["machineLearning"]["urls"]), registered=hosts)
+
+
+def roll_out(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections, Progress], HostContext], *,
+             urls: Sequence[str], command: str, batch: int | None, max_fail: int | None,
+             parallel: int | None) -> Rollout:
+    """Deploy and upgrade: stage every host, swap a canary, then the rest; results in Immich's URL order."""
+    shown = url_order(hosts, urls)
+    with Connections(app.inventory) as connections, Progress(
+            [h.name for h in shown], enabled=not app.json or app.out.verbose > 0) as progress:
+        ctx = ctx_factory(connections, progress)
+        rollout = canary_rollout(list(reversed(shown)), lambda h: prepare_and_stage(ctx, h),
+                                 lambda staged: swap_host(ctx, staged), command=command, batch=batch,
+                                 max_fail=max_fail or 1, parallel=parallel, progress=progress)
+    by_host = {r.host: r for r in rollout.results}
+    return Rollout([by_host[h.name] for h in shown], rollout.canary)
 
 
 def register_hosts(app: App, client: ImmichClient, immich: ImmichReport, good: Sequence[Host], *,
@@ -107,8 +127,10 @@ def register_hosts(app: App, client: ImmichClient, immich: ImmichReport, good: S
 
 def close_snapshot(snapshot: Snapshot, results: Sequence[HostResult], immich_data: dict[str, Any],
                    **meta: Any) -> Path | None:
-    """Keep the snapshot with the results when something changed; drop it when the run changed nothing."""
-    if not immich_data.get("changed") and all(r.status == "unchanged" for r in results):
+    """Keep the snapshot with the results when something changed; drop it when the run changed nothing
+    (hosts only refused, skipped or unchanged: no host was recorded, and Immich's URL list stayed)."""
+    touched_a_host = (snapshot.path / "hosts").is_dir()
+    if not immich_data.get("changed") and not touched_a_host:
         snapshot.discard()
         return None
     snapshot.update_meta(results=[r.to_data() for r in results], **meta)
@@ -116,7 +138,7 @@ def close_snapshot(snapshot: Snapshot, results: Sequence[HostResult], immich_dat
 
 
 def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | None, options: DeployOptions,
-                   parallel: int, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
+                   parallel: int | None, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
     inv = app.inventory
     hosts = app.hosts(names)
     confirm_fallback(app, remote_only)
@@ -127,29 +149,31 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
         snapshot = None if options.dry_run else start_snapshot(app, options.command, immich, hosts)
         app.out.info(f"Deploying Immich ML {version.tag} to {len(hosts)} host(s)"
                      + (" (dry run: nothing will change)" if options.dry_run else ""))
-        results = run_procedure(
-            app, hosts, lambda conns, progress: HostContext(inv, version, options, conns, progress, snapshot,
-                                                            immich.config),
-            deploy_host, parallel=parallel, max_fail=max_fail)
+        rollout = roll_out(app, hosts, lambda conns, progress: HostContext(inv, version, options, conns, progress,
+                                                                           snapshot, immich.config),
+                           urls=planned_urls(app, immich, hosts), command="deploy", batch=parallel,
+                           max_fail=max_fail, parallel=parallel)
+        results = rollout.results
+        by_name = {r.host: r for r in results}
         good = ok_hosts(hosts, results) if not options.dry_run else \
-            [h for h, r in zip(hosts, results, strict=True) if r.status == "dry-run"]
+            [h for h in hosts if by_name[h.name].status == "dry-run"]
         immich_data, code = register_hosts(app, client, immich, good, snapshot=snapshot, dry_run=options.dry_run)
         if run_missing and good and not options.dry_run:
             for queue in ML_QUEUES:
                 client.start_missing(queue)
             immich_data["missing_started"] = list(ML_QUEUES)
     snapshot_path = close_snapshot(snapshot, results, immich_data) if snapshot else None
-    report(app, results, immich_data, snapshot_path, dry_run=options.dry_run)
+    report(app, results, immich_data, snapshot_path, dry_run=options.dry_run, canary=rollout.canary)
     return code or (EXIT_FAILED if any(r.failed for r in results) else 0)
 
 
 def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot_path: Path | None, *,
-           dry_run: bool = False, title: str = "") -> None:
+           dry_run: bool = False, title: str = "", canary: str | None = None) -> None:
     if app.json:
         counts: dict[str, int] = {}
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
-        app.out.data({"hosts": [r.to_data() for r in results], "immich": immich,
+        app.out.data({"hosts": [r.to_data() for r in results], "immich": immich, "canary": canary,
                       "summary": {"total": len(results), "failed": sum(r.failed for r in results), **counts},
                       "snapshot": str(snapshot_path) if snapshot_path else None})
         return
@@ -162,15 +186,24 @@ def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot
     if title:
         out.line(title, style="bold")
     print_results(app, results)
+    if canary and not dry_run:
+        verdict = next((r.status for r in results if r.host == canary), "?")
+        out.info(f"Canary: {canary} (the host Immich uses least) went first, alone: {verdict}.")
     if not immich:
         if snapshot_path:
             out.info(f"Recorded before the change: {snapshot_path}")
         return
     before, after = immich["urls_before"], immich.get("urls_after", immich["urls_before"])
-    state = "would change" if dry_run and immich.get("changed") else "changed" if immich.get("changed") else "unchanged"
+    if immich.get("locked") and immich.get("wanted", before) != before:
+        state = "not applied: locked by IMMICH_CONFIG_FILE"
+    elif dry_run:
+        state = "would change" if immich.get("changed") else "unchanged"
+    else:
+        state = "changed" if immich.get("changed") else "unchanged"
     out.line(f"Immich machineLearning.urls ({state}):")
     out.line(f"  before: {', '.join(before)}")
-    out.line(f"  after:  {', '.join(immich.get('wanted', after))}")
+    out.line(f"  {'wanted' if 'wanted' in immich and state.startswith('not applied') else 'after'}:  "
+             f"{', '.join(immich.get('wanted', after))}")
     if immich.get("config_file_snippet"):
         out.warn("Immich's settings come from IMMICH_CONFIG_FILE, so the API cannot change them. Put this into that "
                  "file's machineLearning section, then restart the Immich server:")

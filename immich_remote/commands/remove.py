@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..cli import App
 
 
-def remove_command(app: App, names: tuple[str, ...], *, purge_cache: bool, restore_local: bool, parallel: int,
+def remove_command(app: App, names: tuple[str, ...], *, purge_cache: bool, restore_local: bool, parallel: int | None,
                    break_lock: bool) -> int:
     if not names:
         raise InputError("Name the host(s) to remove (`immich-remote remove HOST`); there is no remove-all default.")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..cli import App
 
 
-def rollback_command(app: App, names: tuple[str, ...], *, parallel: int, health_timeout: float | None,
+def rollback_command(app: App, names: tuple[str, ...], *, parallel: int | None, health_timeout: float | None,
                      break_lock: bool) -> int:
     """Each host goes back to the release before its current one, through the same health gate as deploy
     (a failing rollback restores what ran). Immich's URL list is left alone: see `config restore`."""

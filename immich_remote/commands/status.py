@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..cli import App
 
 
-def status_command(app: App, names: tuple[str, ...], *, parallel: int, watch: float | None) -> int:
+def status_command(app: App, names: tuple[str, ...], *, parallel: int | None, watch: float | None) -> int:
     hosts = app.hosts(names)
     if watch and not app.json:
         with Live(console=app.out.out, auto_refresh=False) as live:

@@ -1,9 +1,11 @@
 """`immich-remote upgrade`: move every ML host to the server's version, safely.
 
 1. (--wait-server) wait for the server to come back from its own upgrade with a new version;
-2. pre-pull the new image on every host in parallel (no container touched);
-3. swap hosts in batches with deploy's health gate; a failing host is rolled back by itself;
-   each host's unavailability window (old container stopped -> new /ping) is measured;
+2. connect, probe and pull the new image on every host at once (no container touched);
+3. swap the host Immich uses least alone (the canary), then the others `--batch` at a time in
+   reverse URL order (the primary last), through deploy's health gate; a failing host is rolled
+   back by itself and stops the rollout (`--max-fail` raises that budget); each host's window
+   (last pong of the old container -> first pong of the new one, polled every 0.1 s) is measured;
 4. keep the URL list right (normally unchanged).
 `upgrade --check` changes nothing and exits 1 when a host is not on the server's version.
 """
@@ -13,19 +15,19 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..deploy import DeployOptions, HostContext, deploy_host, ok_hosts, prepull_host
+from ..deploy import DeployOptions, HostContext, ok_hosts
 from ..errors import EXIT_FAILED, ImmichAPIError, ImmichRemoteError, VersionError
 from ..immich_api import ImmichClient
-from ..rollout import HostResult
 from ..status import collect
 from ..versions import ImmichVersion
 from .deploy import (
     close_snapshot,
     confirm_fallback,
     immich_preflight,
+    planned_urls,
     register_hosts,
     report,
-    run_procedure,
+    roll_out,
     start_snapshot,
 )
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from ..cli import App
 
 
-def check_only(app: App, names: tuple[str, ...], parallel: int) -> int:
+def check_only(app: App, names: tuple[str, ...], parallel: int | None) -> int:
     server, statuses = collect(app.inventory, app.hosts(names), parallel=parallel)
     if server.version is None:
         raise ImmichRemoteError(f"Cannot read the Immich server's version: {server.error}")
@@ -73,7 +75,7 @@ def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout:
 
 
 def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_server: bool, wait_timeout: float,
-                    batch: int, max_fail: int | None, parallel: int, health_timeout: float | None,
+                    batch: int, max_fail: int | None, parallel: int | None, health_timeout: float | None,
                     ship_image: bool, remote_only: bool) -> int:
     inv = app.inventory
     hosts = app.hosts(names)
@@ -87,32 +89,19 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         target = immich.version
         snapshot = start_snapshot(app, "upgrade", immich, hosts)
         options = DeployOptions(health_timeout=health_timeout, ship_image=ship_image, command="upgrade")
-
-        def context(conns, progress) -> HostContext:  # noqa: ANN001
-            return HostContext(inv, target, options, conns, progress, snapshot, immich.config)
-
-        app.out.info(f"Upgrading {len(hosts)} host(s) to Immich ML {target.tag}: pre-pulling the image first")
-        pulled = run_procedure(app, hosts, context, prepull_host, parallel=parallel, title="pre-pull")
-        results: dict[str, HostResult] = {r.host: r for r in pulled if r.failed}
-        ready = [h for h in hosts if h.name not in results]
-        failures = len(results)
-        for start in range(0, len(ready), batch):
-            group = ready[start:start + batch]
-            if max_fail is not None and failures >= max_fail:
-                for host in group:
-                    results[host.name] = HostResult(host.name, "skipped", f"not started: {failures} failure(s) "
-                                                    f"(--max-fail {max_fail})")
-                continue
-            for result in run_procedure(app, group, context, deploy_host, parallel=batch,
-                                        title=f"swap {start // batch + 1}"):
-                if result.status == "deployed":
-                    result.status = "upgraded"
-                failures += result.failed
-                results[result.host] = result
-        ordered = [results[h.name] for h in hosts]
+        app.out.info(f"Upgrading {len(hosts)} host(s) to Immich ML {target.tag}: every image is pulled first, "
+                     f"then the least-used host swaps alone (canary), then the rest {batch} at a time")
+        rollout = roll_out(app, hosts, lambda conns, progress: HostContext(inv, target, options, conns, progress,
+                                                                           snapshot, immich.config),
+                           urls=planned_urls(app, immich, hosts), command="upgrade", batch=batch,
+                           max_fail=max_fail, parallel=parallel)
+        ordered = rollout.results
+        for result in ordered:
+            if result.status == "deployed":
+                result.status = "upgraded"
         immich_data, code = register_hosts(app, client, immich, ok_hosts(hosts, ordered), snapshot=snapshot)
     snapshot_path = close_snapshot(snapshot, ordered, immich_data, target=target.tag)
-    report(app, ordered, immich_data, snapshot_path, title=f"Upgrade to {target.tag}")
+    report(app, ordered, immich_data, snapshot_path, title=f"Upgrade to {target.tag}", canary=rollout.canary)
     if not app.json:
         on = {}
         for r in ordered:

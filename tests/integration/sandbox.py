@@ -69,7 +69,10 @@ class Sandbox:
         return self.workdir / "state"
 
     def write_inventory(self, hosts: Sequence[Host] | None = None, **defaults: Any) -> Path:
-        """(Re)write the inventory; `host_settings[name]` adds per-host keys."""
+        """(Re)write the inventory; `host_settings[name]` adds per-host keys.
+
+        Health settings are the defaults a user gets (no test-only tuning): a test that needs a
+        shorter timeout passes it here and says why."""
         self.defaults.update(defaults)
         key_file = self.workdir / "api-key"
         if not key_file.exists():
@@ -77,7 +80,7 @@ class Sandbox:
             key_file.chmod(0o600)
         path = self.bed.write_inventory(self.inventory, self.fake.url, key_file,
                                         hosts=list(hosts) if hosts is not None else self.hosts,
-                                        **{"health_interval": "1s", "health_timeout": "40s", **self.defaults})
+                                        **self.defaults)
         data = yaml.safe_load(path.read_text())
         for name, extra in self.host_settings.items():
             if name in data["hosts"]:

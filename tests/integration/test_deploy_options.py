@@ -35,14 +35,28 @@ def test_a_hung_host_fails_fast_and_does_not_block_the_others(sandbox):
     assert sandbox.urls() == [sandbox.hosts[0].ml_url, sandbox.hosts[2].ml_url, sandbox.bed.local_ml_url]
 
 
-def test_max_fail_stops_starting_new_hosts(sandbox):
+def test_a_failing_canary_stops_the_deploy_and_leaves_the_others_untouched(sandbox):
     for host in sandbox.hosts:
         sandbox.host_settings[host.name] = {"env": {"MACHINE_LEARNING_STUB_MODE": "crash"}}
     sandbox.write_inventory()
-    data = json.loads(sandbox.cli("--json", "deploy", "--parallel", "1", "--max-fail", "1", expect=1).stdout)
-    assert [h["status"] for h in data["hosts"]] == ["failed", "skipped", "skipped"]
-    assert "--max-fail 1" in data["hosts"][1]["message"]
-    assert ml_container(sandbox.hosts[1]) is None
+    data = json.loads(sandbox.cli("--json", "deploy", expect=1).stdout)
+    # Results in Immich's URL order; the canary is the last of them (the host Immich would use least).
+    assert [h["host"] for h in data["hosts"]] == ["ml1", "ml2", "ml3"] and data["canary"] == "ml3"
+    assert [h["status"] for h in data["hosts"]] == ["skipped", "skipped", "failed"]
+    assert "the canary ml3 failed" in data["hosts"][0]["message"]
+    assert "--max-fail 2" in data["hosts"][0]["fix"] and "--limit ml2,ml1 deploy" in data["hosts"][0]["fix"]
+    assert ml_container(sandbox.hosts[0]) is None and ml_container(sandbox.hosts[1]) is None
+    assert sandbox.urls() == [sandbox.bed.local_ml_url]
+
+
+def test_max_fail_raises_the_failure_budget(sandbox):
+    for host in sandbox.hosts:
+        sandbox.host_settings[host.name] = {"env": {"MACHINE_LEARNING_STUB_MODE": "crash"}}
+    sandbox.write_inventory()
+    data = json.loads(sandbox.cli("--json", "deploy", "--parallel", "1", "--max-fail", "2", expect=1).stdout)
+    # canary ml3 fails (budget 2 left 1), then ml2 fails: ml1 is not started.
+    assert [h["status"] for h in data["hosts"]] == ["skipped", "failed", "failed"]
+    assert "2 host(s) failed" in data["hosts"][0]["message"]
 
 
 def test_ship_image_streams_it_over_ssh_without_a_registry(sandbox):

@@ -80,32 +80,35 @@ def test_upgrade_prepulls_everywhere_before_the_first_swap(old_sandbox, immich_f
     assert max(pulls) <= min(swaps)  # the last host had its image before the first container stopped
 
 
-def test_a_broken_new_version_is_rolled_back_while_the_others_upgrade(testbed, fresh_hosts, immich_fake_factory,
-                                                                       tmp_path):
+def test_a_broken_new_version_stops_the_upgrade_then_max_fail_lets_the_others_go(testbed, fresh_hosts,
+                                                                                  immich_fake_factory, tmp_path):
     box = make_sandbox(testbed, fresh_hosts, immich_fake_factory, tmp_path, version="2.7.4")
     box.host_settings["ml2"] = {"env": {"MACHINE_LEARNING_STUB_MODE": "unhealthy",
                                         "MACHINE_LEARNING_STUB_ONLY_VERSIONS": "v2.7.5"}}
     box.write_inventory()
     box.cli("deploy")
     server_upgrades_to(box, immich_fake_factory, "2.7.5")
+    # Reverse URL order, batch 1: ml3 (canary) upgrades, ml2 fails and is rolled back, ml1 is not started.
     data = json.loads(box.cli("--json", "upgrade", expect=1).stdout)
     status = {h["host"]: h for h in data["hosts"]}
-    assert status["ml1"]["status"] == status["ml3"]["status"] == "upgraded"
+    assert data["canary"] == "ml3" and status["ml3"]["status"] == "upgraded"
     assert status["ml2"]["status"] == "rolled-back" and status["ml2"]["image"] == f"{IMAGE}:v2.7.4"
+    assert status["ml1"]["status"] == "skipped" and "--max-fail 2" in status["ml1"]["fix"]
+    assert ml_container(box.host_named("ml1"))["Config"]["Image"] == f"{IMAGE}:v2.7.4"
     assert ml_container(box.host_named("ml2"))["Config"]["Image"] == f"{IMAGE}:v2.7.4"
-    human = box.cli("upgrade", expect=1).output
+    human = box.cli("upgrade", "--max-fail", "2", expect=1).output
     assert f"on {IMAGE}:v2.7.4: ml2" in human and f"on {IMAGE}:v2.7.5: ml1, ml3" in human
     check = box.cli("upgrade", "--check", expect=1).output
     assert "ml2: BEHIND: runs v2.7.4" in check and "ml1: up to date" in check
 
 
-def test_max_fail_stops_the_upgrade(testbed, fresh_hosts, immich_fake_factory, tmp_path):
+def test_a_failing_canary_stops_the_upgrade(testbed, fresh_hosts, immich_fake_factory, tmp_path):
     box = make_sandbox(testbed, fresh_hosts, immich_fake_factory, tmp_path, version="2.7.4")
     box.write_inventory(env={"MACHINE_LEARNING_STUB_MODE": "crash", "MACHINE_LEARNING_STUB_ONLY_VERSIONS": "v2.7.5"})
     box.cli("deploy")
     server_upgrades_to(box, immich_fake_factory, "2.7.5")
-    data = json.loads(box.cli("--json", "upgrade", "--max-fail", "1", expect=1).stdout)
-    assert [h["status"] for h in data["hosts"]] == ["rolled-back", "skipped", "skipped"]
+    data = json.loads(box.cli("--json", "upgrade", expect=1).stdout)
+    assert [h["status"] for h in data["hosts"]] == ["skipped", "skipped", "rolled-back"]
     assert all(ml_container(h)["Config"]["Image"] == f"{IMAGE}:v2.7.4" for h in box.hosts)
 
 
