@@ -484,14 +484,17 @@ def dry_run_result(prepared: Prepared) -> HostResult:
 # --- registration ----------------------------------------------------------------------------------------
 
 def register(client: ImmichClient, compute: Callable[[list[str]], list[str]]) -> tuple[list[str], list[str], bool]:
-    """Apply `compute(current urls)` to Immich's config; (before, after, changed). No PUT when equal."""
+    """Apply `compute(current urls)` to Immich's config; (before, after, changed). No PUT when equal.
+
+    `compute` is applied to the list as stored right before the write, so a URL someone adds while
+    we deploy is kept (see ImmichClient.set_ml_urls)."""
     config = client.get_config()
     before = list(config["machineLearning"]["urls"])
-    after = compute(before)
-    if after == before:
-        return before, after, False
-    client.set_ml_urls(after)
-    return before, after, True
+    if compute(before) == before:
+        return before, before, False
+    replaced, saved = client.set_ml_urls(compute)
+    after = list(saved["machineLearning"]["urls"])
+    return list(replaced["machineLearning"]["urls"]), after, after != list(replaced["machineLearning"]["urls"])
 
 
 def ok_hosts(hosts: Sequence[Host], results: Sequence[HostResult]) -> list[Host]:

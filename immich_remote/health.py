@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .deployment import ContainerState, parse_inspect
@@ -51,24 +52,22 @@ def ping(remote: Remote, host: Host, *, timeout: float = PING_TIMEOUT) -> tuple[
 
 
 class PingWatch:
-    """Polls /ping from the host in a background thread and remembers when it answered.
+    """Polls /ping from the host in the background and remembers when it answered.
 
-    Use as a context manager around a swap. `window()` is the measured outage: from the last pong
-    before the first failed poll to the first pong after it (None when it never went down, or
-    never answered before the swap: a first deploy has no window).
+    A poll starts every `interval` whether or not the previous one has finished (a connection that
+    hangs during the swap must not hide the moment the new container answers), as a client polling
+    every 0.1 s would see it; see `record` for how samples are timed. Use as a
+    context manager around a swap. `window()` is the measured outage: from the last pong before the
+    first failed poll to the first pong after it (None on a first deploy: nothing answered before).
     """
 
-    def __init__(self, remote: Remote, host: Host, *, interval: float = WATCH_INTERVAL) -> None:
-        self.remote, self.host, self.interval = remote, host, interval
+    def __init__(self, remote: Remote, host: Host, *, interval: float = WATCH_INTERVAL,
+                 poll_timeout: float = 2.0) -> None:
+        self.remote, self.host, self.interval, self.poll_timeout = remote, host, interval, poll_timeout
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.last_pong_before_outage: float | None = None
-        self.outage_seen_at: float | None = None
-        self.first_pong_after_outage: float | None = None
-        self.last_pong: float | None = None
-        self.last_failure = "not polled yet"
-        self.answered_before = False
+        self._samples: list[tuple[float, bool, str]] = []  # (request started, pong, what)
 
     def __enter__(self) -> PingWatch:
         self._thread = threading.Thread(target=self._run, name=f"pingwatch-{self.host.name}", daemon=True)
@@ -81,43 +80,54 @@ class PingWatch:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=PING_TIMEOUT + 1)
+            self._thread.join(timeout=self.poll_timeout + 1)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            ok, what = ping(self.remote, self.host, timeout=min(PING_TIMEOUT, 1.0))
-            self.record(started, ok, what)
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        with ThreadPoolExecutor(max_workers=max(2, int(self.poll_timeout / self.interval)),
+                                thread_name_prefix=f"ping-{self.host.name}") as pool:
+            while not self._stop.is_set():
+                at = time.monotonic()
+                pool.submit(self._poll, at)
+                self._stop.wait(max(0.0, self.interval - (time.monotonic() - at)))
+
+    def _poll(self, at: float) -> None:
+        ok, what = ping(self.remote, self.host, timeout=self.poll_timeout)
+        self.record(time.monotonic() if ok else at, ok, what)
 
     def record(self, at: float, ok: bool, what: str) -> None:
-        """One poll's outcome at `at` (monotonic seconds)."""
+        """One poll's outcome (monotonic seconds): a pong counts when it arrived (a request held by a
+        proxy while nothing listens proves nothing until it is answered), a failure when it was tried."""
         with self._lock:
-            if ok:
-                if self.outage_seen_at is None:
-                    self.answered_before = True
-                    self.last_pong_before_outage = at
-                elif self.first_pong_after_outage is None:
-                    self.first_pong_after_outage = at
-                self.last_pong = at
-            else:
-                self.last_failure = what
-                if self.outage_seen_at is None and self.answered_before:
-                    self.outage_seen_at = at
+            self._samples.append((at, ok, what))
+
+    @property
+    def last_failure(self) -> str:
+        with self._lock:
+            failures = [s for s in sorted(self._samples) if not s[1]]
+        return failures[-1][2] if failures else "no answer yet"
 
     def pong_since(self, since: float) -> bool:
         with self._lock:
-            return self.last_pong is not None and self.last_pong >= since
+            return any(ok and at >= since for at, ok, _ in self._samples)
 
     def window(self) -> float | None:
         with self._lock:
-            if self.last_pong_before_outage is None:
-                return None
-            if self.outage_seen_at is None:
-                return 0.0  # it never stopped answering
-            if self.first_pong_after_outage is None:
-                return None
-            return self.first_pong_after_outage - self.last_pong_before_outage
+            samples = sorted(self._samples)
+        return outage_window([(at, ok) for at, ok, _ in samples])
+
+
+def outage_window(samples: list[tuple[float, bool]]) -> float | None:
+    """Pure: from (time, answered) samples in time order, the first outage's length (last pong before
+    the first failure -> first pong after it); 0.0 when it never failed, None when it never answered
+    before failing or never came back."""
+    last_ok: float | None = None
+    for index, (at, ok) in enumerate(samples):
+        if ok:
+            last_ok = at
+        elif last_ok is not None:
+            back = next((t for t, good in samples[index:] if good), None)
+            return None if back is None else back - last_ok
+    return 0.0 if last_ok is not None else None
 
 
 def current_container(remote: Remote, image: str | None = None) -> ContainerState | None:

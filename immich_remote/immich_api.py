@@ -1,8 +1,10 @@
 """The Immich server's HTTP API, as far as immich-remote uses it (reference/immich.md sections 7-9).
 
 Only this module talks to the Immich server. Config updates follow the one safe pattern: GET the
-whole `AdminConfigDto`, change `machineLearning.urls`, PUT the whole object back, GET again and
-verify. Nothing else in the config is touched, and the API key is never logged or printed.
+whole `AdminConfigDto`, change `machineLearning.urls`, GET again right before the PUT (Immich has no
+ETag, so this narrows the window in which someone else's change could be overwritten), PUT the whole
+object back, GET again and verify. Nothing else in the config is touched, and the API key is never
+logged or printed. What the key may do is read from `GET /api/api-keys/me`, never probed with a write.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import copy
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,8 @@ from .versions import ImmichVersion
 
 LOCKED_MESSAGE = "IMMICH_CONFIG_FILE"
 ML_QUEUES = ("smartSearch", "faceDetection", "ocr")
+# How often set_ml_urls re-reads a config that someone else keeps changing before it gives up.
+CONFIG_ATTEMPTS = 3
 
 
 def resolve_api_key(server: ImmichServer) -> str:
@@ -68,6 +72,41 @@ def config_endpoint(version: ImmichVersion) -> ConfigEndpoint:
     if version.has_admin_config_api:
         return ConfigEndpoint("/api/admin/config", "adminConfig.read", "adminConfig.update")
     return ConfigEndpoint("/api/system-config", "systemConfig.read", "systemConfig.update")
+
+
+def queue_read_permission(version: ImmichVersion) -> str:
+    """What reading the job queues needs: `queue.read` for `/api/queues` (2.4+), `job.read` for `/api/jobs`."""
+    return "queue.read" if version.has_queues_api else "job.read"
+
+
+def permission_granted(permissions: Iterable[str], needed: str) -> bool:
+    """Whether a key with these permissions (from `/api-keys/me`) may do what needs `needed`.
+
+    Immich's rule: `all` grants every permission; otherwise the exact name must be in the list.
+    """
+    granted = set(permissions)
+    return "all" in granted or needed in granted
+
+
+def missing_permissions(permissions: Iterable[str], needed: Iterable[str]) -> list[str]:
+    """The permissions of `needed` the key lacks, in the order given (empty when it has them all)."""
+    granted = list(permissions)
+    return [p for p in needed if not permission_granted(granted, p)]
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """The key's own record from `GET /api/api-keys/me` (Immich never returns the secret)."""
+
+    id: str
+    name: str
+    permissions: tuple[str, ...]
+
+    def grants(self, permission: str) -> bool:
+        return permission_granted(self.permissions, permission)
+
+    def missing(self, *needed: str) -> list[str]:
+        return missing_permissions(self.permissions, needed)
 
 
 class ImmichClient:
@@ -116,6 +155,10 @@ class ImmichClient:
                                  hint="Create a new key in Account Settings > API Keys.")
         if response.status_code == 403:
             message = _error_message(response)
+            if message == "Forbidden" and permission:  # Immich's admin check (its permission check names one)
+                raise ImmichPermissionError(
+                    f"The API key's user is not an admin ({method} {path}: {message}).", status=403,
+                    hint="Create the key (Account Settings > API Keys) while logged in as an admin user.")
             missing = permission or "an admin key"
             raise ImmichPermissionError(
                 f"The API key lacks permission {missing} ({method} {path}: {message}).", status=403,
@@ -145,6 +188,20 @@ class ImmichClient:
     def features(self) -> dict[str, Any]:
         return self._expect_ok(self._request("GET", "/api/server/features"), "Reading server features")
 
+    def my_api_key(self) -> ApiKeyInfo:
+        """`GET /api/api-keys/me`: the key's own name and permissions.
+
+        It needs a valid key but no permission (`@Authenticated({ permission: false })`), so any key
+        may ask, and it changes nothing: the read-only way to learn, before any change, whether the
+        key may save the config or start jobs. A wrong key answers 401 (raised by `_request`).
+        """
+        data = self._expect_ok(self._request("GET", "/api/api-keys/me"), "Reading the API key's permissions")
+        permissions = data.get("permissions") if isinstance(data, dict) else None
+        if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+            raise ImmichAPIError("GET /api/api-keys/me did not return the key's permissions; "
+                                 "is immich.url the Immich server?")
+        return ApiKeyInfo(str(data.get("id", "")), str(data.get("name", "")), tuple(permissions))
+
     # --- config -----------------------------------------------------------------------------------
     @property
     def endpoint(self) -> ConfigEndpoint:
@@ -155,18 +212,6 @@ class ImmichClient:
         return self._expect_ok(self._request("GET", ep.path, permission=ep.read_permission),
                                "Reading Immich's system config")
 
-    def check_update_permission(self) -> None:
-        """Prove the key may update the config without changing anything.
-
-        Immich checks permissions before it validates the body, so an empty PUT answers 403 when the
-        permission is missing and 400 (validation) when it is there; the config stays as it was.
-        """
-        ep = self.endpoint
-        response = self._request("PUT", ep.path, json_body={}, permission=ep.update_permission)
-        if response.status_code < 400:
-            raise ImmichAPIError(f"PUT {ep.path} with an empty body was accepted; refusing to go on with a "
-                                 "server that does not validate its config.")
-
     def put_config(self, config: dict[str, Any]) -> dict[str, Any]:
         ep = self.endpoint
         response = self._request("PUT", ep.path, json_body=config, permission=ep.update_permission)
@@ -176,38 +221,63 @@ class ImmichClient:
                 status=400)
         return self._expect_ok(response, f"Saving Immich's system config (PUT {ep.path})")
 
-    def set_ml_urls(self, urls: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """GET -> replace machineLearning.urls -> PUT the whole object -> GET and verify.
+    def set_ml_urls(self, urls: Sequence[str] | Callable[[list[str]], Sequence[str]]
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """GET -> replace machineLearning.urls -> GET again -> PUT the whole object -> GET and verify.
 
-        Returns (config before, config after). Raises if the server stored anything else than asked.
+        Immich has no ETag: a PUT replaces whatever is stored. So the config is read once more right
+        before the PUT; if someone changed it since the first read, the new object is built again on
+        the fresh config (up to CONFIG_ATTEMPTS times) and their change is kept. `urls` is the new
+        list, or a function of the stored list (then a URL someone added meanwhile is seen too).
+        When the config already holds the wanted URLs nothing is written. After the PUT the config is
+        read back: our URLs must be stored and every other field must equal what was PUT, else
+        someone changed the settings in between and the error says which ones to check.
+
+        Returns (the config the PUT replaced, the config read back after it).
         """
-        before = self.get_config()
-        wanted = with_ml_urls(before, urls)
+        fixed = None if callable(urls) else list(urls)
+
+        def wanted_for(config: dict[str, Any]) -> dict[str, Any]:
+            stored = list((config.get("machineLearning") or {}).get("urls") or [])
+            return with_ml_urls(config, fixed if fixed is not None else list(urls(stored)))
+
+        current = self.get_config()
+        for _ in range(CONFIG_ATTEMPTS):
+            wanted = wanted_for(current)
+            if wanted == current:
+                return current, current  # no change is due: no write
+            fresh = self.get_config()
+            if fresh == current:
+                break
+            current = fresh
+        else:
+            raise ImmichAPIError(
+                f"Immich's settings changed {CONFIG_ATTEMPTS} times while the ML URLs were being saved; "
+                "nothing was written.",
+                hint="Someone else is editing Immich's settings (Administration > Settings); "
+                     "run the command again when they are done.")
         self.put_config(wanted)
         after = self.get_config()
-        if after.get("machineLearning", {}).get("urls") != list(urls):
-            raise ImmichAPIError(f"After saving, Immich reports machineLearning.urls = "
-                                 f"{after.get('machineLearning', {}).get('urls')!r}, not {list(urls)!r}.")
-        changed = [k for k in sorted(set(before) | set(after)) if k != "machineLearning" and before.get(k) != after.get(k)]
-        ml_changed = [k for k in after.get("machineLearning", {})
-                      if k != "urls" and after["machineLearning"].get(k) != before.get("machineLearning", {}).get(k)]
-        if changed or ml_changed:
-            raise ImmichAPIError("After saving the ML URLs, other settings differ from what was read: "
-                                 f"{', '.join(changed + ['machineLearning.' + k for k in ml_changed])}.")
-        return before, after
+        verify_saved(wanted, after)
+        return current, after
 
     def config_locked(self) -> bool:
         """`GET /api/server/features` reports `configFile: true` when IMMICH_CONFIG_FILE is in use."""
         return bool(self.features().get("configFile"))
 
     # --- jobs -------------------------------------------------------------------------------------
+    @property
+    def queue_read_permission(self) -> str:
+        return queue_read_permission(self.version())
+
     def queues(self) -> dict[str, dict[str, Any]]:
         """Queue statistics keyed by name: `/api/queues` on 2.4+, the legacy `/api/jobs` before."""
+        permission = self.queue_read_permission
         if self.version().has_queues_api:
-            data = self._expect_ok(self._request("GET", "/api/queues", permission="queue.read"), "Reading queues")
+            data = self._expect_ok(self._request("GET", "/api/queues", permission=permission), "Reading queues")
             return {q["name"]: {"statistics": q.get("statistics", {}), "isPaused": q.get("isPaused", False)}
                     for q in data}
-        data = self._expect_ok(self._request("GET", "/api/jobs", permission="job.read"), "Reading job queues")
+        data = self._expect_ok(self._request("GET", "/api/jobs", permission=permission), "Reading job queues")
         return {name: {"statistics": q.get("jobCounts", {}), "isPaused": q.get("queueStatus", {}).get("isPaused")}
                 for name, q in data.items()}
 
@@ -231,6 +301,45 @@ def with_ml_urls(config: dict[str, Any], urls: Sequence[str]) -> dict[str, Any]:
     result = copy.deepcopy(config)
     result["machineLearning"]["urls"] = list(urls)
     return result
+
+
+def config_differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """The settings where `actual` differs from `expected`: top-level keys, and `machineLearning.<key>`
+    inside the ML section (so a change next to the URLs is named precisely)."""
+    differing = []
+    for key in list(expected) + [k for k in actual if k not in expected]:
+        mine, theirs = expected.get(key), actual.get(key)
+        if mine == theirs:
+            continue
+        if key == "machineLearning" and isinstance(mine, dict) and isinstance(theirs, dict):
+            differing += [f"machineLearning.{k}" for k in list(mine) + [k for k in theirs if k not in mine]
+                          if mine.get(k) != theirs.get(k)]
+        else:
+            differing.append(key)
+    return differing
+
+
+def verify_saved(wanted: dict[str, Any], saved: dict[str, Any]) -> None:
+    """Raise unless `saved` (read back after the PUT) is exactly `wanted` (what was PUT).
+
+    A difference means someone else saved Immich's settings between our PUT and our read: theirs
+    or ours may be the one that was lost, so a person has to look; it is never accepted silently.
+    """
+    urls = wanted["machineLearning"]["urls"]
+    stored = (saved.get("machineLearning") or {}).get("urls")
+    if stored != urls:
+        raise ImmichAPIError(
+            f"After saving, Immich reports machineLearning.urls = {stored!r}, not {urls!r}. "
+            "Someone else may have changed Immich's settings at the same time.",
+            hint="Check the Machine Learning settings in Immich (Administration > Settings), then run the "
+                 "command again.")
+    differing = config_differences(wanted, saved)
+    if differing:
+        raise ImmichAPIError(
+            f"The ML URLs were saved, but Immich now reports other values than were saved for: "
+            f"{', '.join(differing)}. Someone else changed Immich's settings at the same time.",
+            hint=f"Check {', '.join(differing)} in Immich (Administration > Settings) and set again what "
+                 "should be there; the ML URLs need no action.")
 
 
 def config_file_snippet(config: dict[str, Any], urls: Sequence[str]) -> str:

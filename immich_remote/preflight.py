@@ -6,8 +6,10 @@ them as a command, and `deploy` runs them as its first step and refuses a host t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from .checks import FAIL, PASS, WARN, Check
+from .compat import major_upgrade_blockers, running_version
 from .deployment import RemoteState
 from .errors import ConfigLocked, ImmichAPIError, ImmichRemoteError, UnsupportedBackend
 from .facts import HostFacts
@@ -17,21 +19,8 @@ from .inventory import Host
 from .urls import classify_address
 from .versions import ImmichVersion
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
-
 # Free space (GiB) a backend's image and first models need; below it: warn. Below 1 GiB: fail.
 DISK_NEEDED_GIB = {"cpu": 5, "cuda": 15, "rocm": 35, "openvino": 8, "openvino-wsl": 8, "armnn": 5, "rknn": 5}
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-
-    def to_data(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -88,6 +77,11 @@ def host_checks(host: Host, facts: HostFacts, remote: RemoteState, version: Immi
     else:
         add(Check("arch", PASS, f"{facts.arch} ({facts.machine}), {facts.cpus or '?'} CPUs"
                   + (f", {facts.mem_total / 2**30:.1f} GiB RAM" if facts.mem_total else "")))
+
+    # Crossing Immich 3.0: variables it removed (the CPU floor is the arch check above).
+    if version:
+        running = running_version(remote.container.version if remote.container else None)
+        checks.extend(major_upgrade_blockers(host, facts, running, version, check_cpu=False))
 
     # Accelerator.
     report = HostReport(host.name, checks)
@@ -181,7 +175,12 @@ class ImmichReport:
 
 def immich_checks(client: ImmichClient, *, pinned: ImmichVersion | None = None,
                   need_jobs: bool = False) -> ImmichReport:
-    """Reachable, version, API key and permissions, config not locked. Changes nothing."""
+    """Reachable, version, API key and permissions, config not locked. Sends GET requests only.
+
+    What the key may do comes from `GET /api-keys/me` (its permission list), so a missing update or
+    job permission is reported before anything changes, without a write request to find out. Reading
+    the config proves the read permission and that the key's user is an admin.
+    """
     report = ImmichReport([])
     add = report.checks.append
     server = client.server
@@ -196,22 +195,27 @@ def immich_checks(client: ImmichClient, *, pinned: ImmichVersion | None = None,
               "ML hosts must run the server's version" if pin_note else ""))
     endpoint = client.endpoint
     try:
-        report.config = client.get_config()
-        add(Check("api key", PASS, f"key from {server.api_key_source} may read the config ({endpoint.read_permission})"))
+        key = client.my_api_key()
+    except ImmichAPIError as exc:
+        if exc.status != 404:  # 401: the key is wrong; anything else: the server is not answering right
+            add(Check("api key", FAIL, exc.message, exc.hint or ""))
+            return report
+        key = None  # a server without /api-keys/me: the permissions cannot be read without a write
     except ImmichRemoteError as exc:
         add(Check("api key", FAIL, exc.message, exc.hint or ""))
         return report
     try:
-        client.check_update_permission()
-        add(Check("permission", PASS, f"key may update the config ({endpoint.update_permission})"))
+        report.config = client.get_config()
+        add(Check("api key", PASS, f"key from {server.api_key_source} may read the config ({endpoint.read_permission})"))
     except ImmichRemoteError as exc:
-        add(Check("permission", FAIL, exc.message, exc.hint or ""))
+        add(Check("api key", FAIL, exc.message, exc.hint or ""))
+    update = [endpoint.update_permission]
+    add(_permission_check(update, key.missing(*update) if key else None, version))
     if need_jobs:
-        try:
-            client.queues()
-            add(Check("jobs", PASS, "key may read the job queues"))
-        except ImmichRemoteError as exc:
-            add(Check("jobs", FAIL, exc.message, exc.hint or ""))
+        jobs = [client.queue_read_permission, "job.create"]
+        add(_jobs_check(jobs, key.missing(*jobs) if key else None, version))
+    if report.config is None:
+        return report
     try:
         report.locked = client.config_locked()
     except (ImmichAPIError, ConfigLocked):
@@ -222,3 +226,35 @@ def immich_checks(client: ImmichClient, *, pinned: ImmichVersion | None = None,
     else:
         add(Check("config", PASS, "settings are editable through the API"))
     return report
+
+
+def _grant_fix(missing: list[str]) -> str:
+    return (f"Edit the key in Immich (Account Settings > API Keys) and grant {' and '.join(missing)} (or `all`); "
+            "the key's user must be an admin.")
+
+
+def _unknown(name: str, needed: list[str], version: ImmichVersion, when: str) -> Check:
+    """A server without `GET /api-keys/me` cannot tell what a key may do without a write request."""
+    return Check(name, WARN, f"Immich {version.tag} does not report the key's permissions (no GET "
+                 f"/api/api-keys/me): {' and '.join(needed)} will only be known {when}",
+                 f"make sure the key has {' and '.join(needed)}")
+
+
+def _permission_check(needed: list[str], missing: list[str] | None, version: ImmichVersion) -> Check:
+    """May the key save the config? `missing` is read from its permission list (`None`: unknown)."""
+    if missing is None:
+        return _unknown("permission", needed, version, "when the ML URLs are saved")
+    if missing:
+        return Check("permission", FAIL, f"The API key lacks permission {' and '.join(missing)}: it may not save "
+                     "the ML URLs in Immich's config", _grant_fix(missing))
+    return Check("permission", PASS, f"key has {' and '.join(needed)} (may save the ML URLs)")
+
+
+def _jobs_check(needed: list[str], missing: list[str] | None, version: ImmichVersion) -> Check:
+    """May the key read the job queues and start the "missing" ML jobs (`--run-missing`)?"""
+    if missing is None:
+        return _unknown("jobs", needed, version, "when the jobs start")
+    if missing:
+        return Check("jobs", FAIL, f"The API key lacks permission {' and '.join(missing)}: it may not start the "
+                     "missing ML jobs (--run-missing)", _grant_fix(missing))
+    return Check("jobs", PASS, f"key has {' and '.join(needed)} (may read the queues and start jobs)")

@@ -49,7 +49,8 @@ class HostStatus:
 
     @property
     def serving(self) -> bool:
-        return self.reachable and self.state == "running" and self.health in (None, "healthy") and self.ping_ms is not None
+        """Running, answering /ping, and not reported unhealthy (Docker's first check may still be pending)."""
+        return self.reachable and self.state == "running" and self.health != "unhealthy" and self.ping_ms is not None
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from immich_remote.immich_api import ImmichClient
+from immich_remote.inventory import ImmichServer
 from tests.testbed.immich_fake import DEFAULT_API_KEY, FakeImmichServer
 
 AUTH = {"x-api-key": DEFAULT_API_KEY}
@@ -15,6 +17,21 @@ AUTH = {"x-api-key": DEFAULT_API_KEY}
 def client(fake: FakeImmichServer) -> httpx.Client:
     """An httpx client on the fake's ``/api`` base (plain HTTP on 127.0.0.1: no proxies, no TLS setup)."""
     return httpx.Client(base_url=fake.api_url, timeout=5.0, trust_env=False, verify=False)
+
+
+def immich_client(fake: FakeImmichServer, api_key: str = DEFAULT_API_KEY) -> ImmichClient:
+    """immich-remote's own :class:`ImmichClient` on the fake (the key given directly, as if resolved)."""
+    server = ImmichServer(
+        url=fake.url,
+        api_key_env="IMMICH_API_KEY",
+        api_key_file=None,
+        api_key_command=None,
+        local_ml_url="http://immich-machine-learning:3003",
+        fallback="keep-local",
+        timeout=5.0,
+        verify_tls=False,
+    )
+    return ImmichClient(server, api_key=api_key)
 
 
 def merged(base: dict, changes: dict) -> dict:

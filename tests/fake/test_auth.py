@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from datetime import datetime
+
 import pytest
 
 from tests.fake.helpers import AUTH, client
@@ -54,7 +58,9 @@ def test_missing_permission_is_403_naming_it(fake):
 
 
 def test_empty_put_tells_update_permission_apart_without_changing_anything(fake):
-    """The CLI's probe: ``PUT {}`` answers 400 (validation) with the permission, 403 without it."""
+    """Immich's order: ``PUT {}`` answers 400 (validation) with the permission, 403 without it.
+
+    (The CLI no longer sends it: it reads the key's permissions from ``GET /api-keys/me``.)"""
     before = fake.config
     with client(fake) as c:
         allowed = c.put("/system-config", headers={"x-api-key": "updater"}, json={})
@@ -142,3 +148,79 @@ def test_request_log_redacts_the_key(fake):
     assert recorded.headers["x-api-key"] == "<redacted>"
     assert recorded.status == 200
     assert DEFAULT_API_KEY not in str(recorded.to_json())
+
+
+# --- GET /api-keys/me: a valid key, no permission -----------------------------------------------------
+
+ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")  # JavaScript toISOString()
+
+
+@pytest.mark.parametrize(
+    ("secret", "permissions"),
+    [
+        (DEFAULT_API_KEY, ["all"]),
+        ("read-only", ["systemConfig.read"]),
+        ("non-admin", ["all"]),  # not an admin: the route needs no admin either
+        ("about-only", ["server.about"]),
+    ],
+)
+def test_my_api_key_needs_a_valid_key_but_no_permission(fake, secret, permissions):
+    with client(fake) as c:
+        response = c.get("/api-keys/me", headers={"x-api-key": secret})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"createdAt", "id", "name", "permissions", "updatedAt"}  # ApiKeyResponseDto
+    assert body["permissions"] == permissions
+    assert body["name"] == "immich-remote test key"
+    assert uuid.UUID(body["id"]).version == 4
+    assert ISO.match(body["createdAt"]) and ISO.match(body["updatedAt"])
+    assert datetime.fromisoformat(body["createdAt"].replace("Z", "+00:00")).tzinfo is not None
+    assert secret not in response.text  # Immich never returns the secret
+
+
+def test_my_api_key_is_the_callers_own_key(fake):
+    with client(fake) as c:
+        mine = c.get("/api-keys/me", headers={"x-api-key": "read-only"}).json()
+        other = c.get("/api-keys/me", headers={"x-api-key": "updater"}).json()
+        again = c.get("/api-keys/me", params={"apiKey": "read-only"}).json()
+    assert mine["id"] != other["id"]
+    assert again == mine  # stable: the same key, the same record
+    assert other["permissions"] == ["systemConfig.update"]
+
+
+def test_my_api_key_without_or_with_an_unknown_key_is_401(fake):
+    with client(fake) as c:
+        missing = c.get("/api-keys/me")
+        unknown = c.get("/api-keys/me", headers={"x-api-key": "nope"})
+        reference = c.get("/system-config", headers={"x-api-key": "nope"})
+    assert (missing.status_code, message(missing)) == (401, "Authentication required")
+    assert (unknown.status_code, message(unknown)) == (401, "Invalid API key")
+    # the same error body as every other 401 of this version (keys, shape), bar the correlation id
+    assert set(unknown.json()) == set(reference.json())
+    assert {k: v for k, v in unknown.json().items() if k != "correlationId"} == {
+        k: v for k, v in reference.json().items() if k != "correlationId"
+    }
+
+
+def test_my_api_key_is_read_only_and_logged(fake):
+    before = fake.config
+    with client(fake) as c:
+        assert c.put("/api-keys/me", headers=AUTH, json={}).status_code == 404  # no such route
+        c.get("/api-keys/me", headers=AUTH)
+    assert fake.config == before and fake.config_writes() == []
+    recorded = fake.requests("GET", "/api/api-keys/me")[-1]
+    assert recorded.status == 200 and recorded.headers["x-api-key"] == "<redacted>"
+
+
+def test_my_api_key_reports_what_the_key_was_given(immich_fake_factory):
+    key = ApiKey("ops", permissions=("adminConfig.read", "adminConfig.update"), name="ops laptop")
+    fake = immich_fake_factory("3.2.2", api_keys=[key])
+    with client(fake) as c:
+        body = c.get("/api-keys/me", headers={"x-api-key": "ops"}).json()
+    assert body == {
+        "id": key.id,
+        "name": "ops laptop",
+        "createdAt": key.created_at,
+        "updatedAt": key.created_at,
+        "permissions": ["adminConfig.read", "adminConfig.update"],
+    }

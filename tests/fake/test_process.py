@@ -59,6 +59,12 @@ def test_control_endpoints(immich_fake_process_factory):
 
     assert fake.request("POST", "/_fake/reset", {})[0] == 200
     assert fake.request("GET", "/_fake/requests")[1] == []
+    change = {"changes": {"trash": {"days": 11}}, "read": 1}
+    assert fake.request("POST", "/_fake/change-config-on-read", change) == (200, {"pending": 1})
+    assert fake.request("POST", "/_fake/change-config-on-read", {"read": 1})[0] == 400
+    assert fake.state()["config"]["trash"]["days"] == 30  # not yet: on the next read
+    assert fake.request("GET", "/api/api-keys/me", api_key=key)[1]["permissions"] == ["job.read", "job.create"]
+    assert fake.request("POST", "/_fake/reset", {})[0] == 200
     status, failed = fake.request("POST", "/_fake/predict", {"task": "clip"})
     assert status == 502 and failed["error"].endswith("failed for all URLs")
     assert fake.request("GET", "/_fake/nothing")[0] == 404

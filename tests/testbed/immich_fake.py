@@ -5,6 +5,8 @@ auth with per-key permissions and an admin flag, the NestJS order of checks (rou
 body validation 400 -> service checks such as the ``IMMICH_CONFIG_FILE`` lock), whole-object config
 validation per major version (see :mod:`immich_fake_schema`), version-gated routes, job queues, and the
 server's ML URL routing (see :mod:`immich_fake_ml`). Everything it receives is logged for assertions.
+``GET /api-keys/me`` returns the calling key's record (any valid key, no permission needed), and
+``change_config_on_read`` plays another admin saving settings while a client is between requests.
 
 In-process::
 
@@ -31,8 +33,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -71,19 +75,47 @@ DEFAULT_API_KEY = "immich-fake-admin-key"
 REDACTED = "<redacted>"
 LOCKED_MESSAGE = "Cannot update configuration while IMMICH_CONFIG_FILE is in use"
 LOG_LEVEL_MESSAGE = "Logging cannot be changed while the environment variable IMMICH_LOG_LEVEL is set."
+AUTHENTICATED_ONLY = "<authenticated>"
+"""``Route.permission`` of a route that needs a valid key but no permission.
+
+Immich's ``@Authenticated({ permission: false })``: any known key may call it, whatever its permissions
+and whether or not its user is an admin. The angle brackets keep it apart from every real permission.
+"""
+
+
+def _iso_now() -> str:
+    """A timestamp as Immich serialises dates (JavaScript ``toISOString()``: UTC, milliseconds, ``Z``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
 class ApiKey:
-    """An API key: its secret, its permissions (``"all"`` grants everything) and its user's admin flag."""
+    """An API key: its secret, its permissions (``"all"`` grants everything) and its user's admin flag.
+
+    ``id``, ``created_at`` and ``updated_at`` are what ``GET /api-keys/me`` reports besides name and
+    permissions (the secret itself is never returned by Immich).
+    """
 
     secret: str
     permissions: tuple[str, ...] = ("all",)
     admin: bool = True
     name: str = "immich-remote test key"
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: str = field(default_factory=_iso_now)
+    updated_at: str | None = None
 
     def grants(self, permission: str) -> bool:
         return "all" in self.permissions or permission in self.permissions
+
+    def to_response(self) -> dict:
+        """``ApiKeyResponseDto`` (``mapKey`` in the server): never the secret."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at or self.created_at,
+            "permissions": list(self.permissions),
+        }
 
 
 @dataclass
@@ -120,7 +152,7 @@ class HttpError(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    """``permission=None`` marks a public route."""
+    """``permission=None`` marks a public route, :data:`AUTHENTICATED_ONLY` one that needs a valid key only."""
 
     method: str
     pattern: str
@@ -138,6 +170,7 @@ class Route:
 
 
 ROUTES = [
+    Route("GET", "/api/api-keys/me", "my_api_key", AUTHENTICATED_ONLY),
     Route("GET", "/api/server/version", "version"),
     Route("GET", "/api/server/ping", "ping"),
     Route("GET", "/api/server/features", "features"),
@@ -156,6 +189,25 @@ ROUTES = [
     Route("GET", "/api/jobs", "get_jobs", "job.read", True),
     Route("PUT", "/api/jobs/{name}", "job_command", "job.create", True),
 ]
+
+
+@dataclass
+class PendingChange:
+    """A config change another admin makes while a client works (see ``change_config_on_read``)."""
+
+    reads_left: int
+    changes: dict
+
+
+def deep_merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` merged in recursively (dicts merge, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def _correlation_id() -> str:
@@ -213,6 +265,7 @@ class FakeImmichServer:
         self._requests: list[RecordedRequest] = []
         self._config_writes: list[dict] = []
         self._stripped: list[str] = []
+        self._pending_changes: list[PendingChange] = []
         self.queues = QueueBoard(queue_names(self.version))
         self.ml = MLRouter(predict_timeout=predict_timeout)
         self._http = BackgroundHTTPServer(_make_handler(self), host, port)
@@ -275,6 +328,22 @@ class FakeImmichServer:
             self._persist()
             self.ml.setup(self._config["machineLearning"])
 
+    def change_config_on_read(self, changes: dict, *, read: int = 1) -> None:
+        """Play another admin who saves settings while a client works (Immich has no ETag to stop that).
+
+        The ``read``-th config GET from now (``/system-config`` or ``/admin/config``) first sees
+        ``changes`` deep-merged into the stored config, as if saved in the web UI just before. With a
+        client that GETs, GETs again before its PUT, then GETs to verify: ``read=2`` lands between its
+        first two reads, ``read=3`` between its PUT and its verification. Each call fires once; several
+        may be pending. The change is not counted in ``config_writes()`` (those are the client's).
+        """
+        if not isinstance(changes, dict):
+            raise TypeError("changes must be an object (a partial config)")
+        if read < 1:
+            raise ValueError("read must be 1 or more")
+        with self._lock:
+            self._pending_changes.append(PendingChange(read, copy.deepcopy(changes)))
+
     def add_api_key(self, key: ApiKey) -> None:
         with self._lock:
             self._keys[key.secret] = key
@@ -328,6 +397,7 @@ class FakeImmichServer:
             self._requests.clear()
             self._config_writes.clear()
             self._stripped.clear()
+            self._pending_changes.clear()
             self.queues.clear_commands()
             self.ml.clear_logs()
             if config:
@@ -342,6 +412,7 @@ class FakeImmichServer:
                 "config": copy.deepcopy(self._config),
                 "configWrites": copy.deepcopy(self._config_writes),
                 "strippedFields": list(self._stripped),
+                "pendingConfigChanges": len(self._pending_changes),
                 "health": self.ml.health(),
                 "mlOrder": self.ml.order(),
                 "mlLog": self.ml.log(),
@@ -423,10 +494,9 @@ class FakeImmichServer:
                 break
         else:
             raise HttpError(404, f"Cannot {method} {raw_path}")
-        if route.permission is not None:
-            self._authenticate(route, headers, query)
+        key = self._authenticate(route, headers, query) if route.permission is not None else None
         handler = getattr(self, f"_route_{route.handler}")
-        return handler(params=params, body=parsed)
+        return handler(params=params, body=parsed, key=key)
 
     def _parse_body(self, method: str, headers: dict[str, str], body: bytes) -> Any:
         if method in ("GET", "HEAD", "DELETE") and not body:
@@ -453,6 +523,8 @@ class FakeImmichServer:
             raise HttpError(401, "Invalid API key")
         if route.admin and not key.admin:
             raise HttpError(403, "Forbidden")
+        if route.permission == AUTHENTICATED_ONLY:
+            return key
         if not key.grants(route.permission or "all"):
             raise HttpError(403, f"Missing required permission: {route.permission}")
         return key
@@ -469,6 +541,9 @@ class FakeImmichServer:
         return kept
 
     # --- route handlers ---------------------------------------------------------------------------
+
+    def _route_my_api_key(self, key: ApiKey, **_: Any) -> tuple[int, Any]:
+        return 200, key.to_response()
 
     def _route_version(self, **_: Any) -> tuple[int, Any]:
         v = self.version
@@ -520,7 +595,24 @@ class FakeImmichServer:
         return 200, features
 
     def _route_get_config(self, **_: Any) -> tuple[int, Any]:
-        return 200, self.config
+        with self._lock:
+            self._apply_due_changes()
+            return 200, copy.deepcopy(self._config)
+
+    def _apply_due_changes(self) -> None:
+        """Count one config read against the pending changes; apply those that are due (lock held)."""
+        due = []
+        for pending in self._pending_changes:
+            pending.reads_left -= 1
+            if pending.reads_left == 0:
+                due.append(pending)
+        if not due:
+            return
+        self._pending_changes = [p for p in self._pending_changes if p.reads_left > 0]
+        for pending in due:
+            self._config = fill_defaults(deep_merged(self._config, pending.changes), self._defaults)
+        self._persist()
+        self.ml.setup(self._config["machineLearning"])
 
     def _route_get_defaults(self, **_: Any) -> tuple[int, Any]:
         return 200, self.defaults
@@ -597,6 +689,10 @@ class FakeImmichServer:
             elif (method, path) == ("POST", "/_fake/set-config"):
                 self.set_config(payload)
                 result = self.config
+            elif (method, path) == ("POST", "/_fake/change-config-on-read"):
+                payload = payload or {}
+                self.change_config_on_read(payload["changes"], read=int(payload.get("read", 1)))
+                result = {"pending": self.state()["pendingConfigChanges"]}
             elif (method, path) == ("POST", "/_fake/reset"):
                 self.reset(config=bool((payload or {}).get("config")))
                 result = {"ok": True}

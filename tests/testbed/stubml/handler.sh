@@ -1,6 +1,7 @@
 #!/bin/sh
 # One HTTP/1.1 exchange of the stub ML server; nc runs this per connection with the socket on stdin/stdout.
 #   GET /ping      200 text/plain "pong" (503 when unhealthy or within MACHINE_LEARNING_STUB_START_DELAY)
+#   any request    no answer at all in mode hang (the port listens, the service is stuck)
 #   GET /          200 {"message":"Immich ML"}
 #   POST /predict  multipart `entries` + `image` or `text`; the answer is computed by predict.awk
 # Every answer carries X-Stub-Version (and X-Stub-Device) and closes the connection.
@@ -38,6 +39,11 @@ while IFS= read -r line; do
 done
 
 mode=$(stub_mode)
+if [ "$mode" = hang ]; then  # accepts the connection, reads the request, never answers
+    echo "stub: $method $path -> (hang)" >&2
+    sleep 60
+    exit 0
+fi
 case "$method $path" in
     "GET /ping")
         started=$(cat /tmp/stub-started)

@@ -1,6 +1,6 @@
 # Sourced by entrypoint.sh and handler.sh: the stub's behaviour, read fresh on every call so that a test can
 # change it on a running container.
-#   /tmp/stub-mode (file in the container)   overrides everything when present: ok|unhealthy|fail-predict|crash
+#   /tmp/stub-mode (file in the container)   overrides everything when present: ok|unhealthy|fail-predict|crash|hang
 #   MACHINE_LEARNING_STUB_MODE                the mode from the environment (default ok)
 #   MACHINE_LEARNING_STUB_ONLY_VERSIONS       comma list; the environment mode applies only to these versions
 stub_mode() {
