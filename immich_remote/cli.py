@@ -8,6 +8,7 @@ IMMICH_CONFIG_FILE, 130 interrupted.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, ImmichRemoteError, InputError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, ImmichRemoteError, InputError
 from .inventory import Host, Inventory, default_inventory_path, load_inventory
 from .output import Output
 
@@ -482,10 +483,24 @@ def config_restore(ctx: click.Context, app: App, snapshot: str | None, whole: bo
 
 
 def main() -> None:
+    terminated = False
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # SIGTERM (systemd, `kill`, a CI timeout) stops a run the way Ctrl-C does: nothing new starts,
+        # a swap under way is finished or rolled back, locks are released; the exit code is 143.
+        nonlocal terminated
+        terminated = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         cli.main(prog_name="immich-remote", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - outside click's handling
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if terminated and exc.code == EXIT_INTERRUPTED:
+            sys.exit(EXIT_TERMINATED)
+        raise
 
 
 __all__ = ["cli", "main", "App", "EXIT_BAD_INPUT"]

@@ -13,6 +13,7 @@ EXIT_FAILED = 1  # a check failed, a host failed, a version is behind
 EXIT_BAD_INPUT = 2  # the inventory, an option or an argument is wrong
 EXIT_CONFIG_LOCKED = 3  # Immich's config is managed by IMMICH_CONFIG_FILE; edit the file instead
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class ImmichRemoteError(Exception):

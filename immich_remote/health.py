@@ -120,6 +120,8 @@ def outage_window(samples: list[tuple[float, bool]]) -> float | None:
     """Pure: from (time, answered) samples in time order, the first outage's length (last pong before
     the first failure -> first pong after it); 0.0 when it never failed, None when it never answered
     before failing or never came back."""
+    if samples and not samples[0][1]:
+        return None  # nothing answered before the swap (a first deploy): there is no window to measure
     last_ok: float | None = None
     for index, (at, ok) in enumerate(samples):
         if ok:

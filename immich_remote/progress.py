@@ -49,6 +49,12 @@ class Progress:
             self._steps[host] = text
             self._emit(host, text)
 
+    def note(self, text: str) -> None:
+        """A message for the whole run (above the live table on a terminal)."""
+        if self.enabled:
+            with self._lock:
+                self._console.print(Text(text, style="yellow"))
+
     def finish(self, host: str, status: str, detail: str = "") -> None:
         with self._lock:
             self._done[host] = status

@@ -11,14 +11,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import ImmichRemoteError
+from .errors import ImmichRemoteError, InputError
 from .inventory import Host, Inventory
 from .progress import Progress
 from .ssh import Remote, Target
+from .urls import normalise_url
 
 FAILED_STATUSES = {"failed", "rolled-back", "error"}
 T = TypeVar("T")
@@ -137,8 +138,17 @@ def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], Any], *, parall
             progress.finish(host.name, result.status, result.message if result.failed else "")
 
     workers = max(1, min(parallel or len(hosts) or 1, len(hosts) or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(one, hosts))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(one, host) for host in hosts]
+        while not all(f.done() for f in futures):
+            wait(futures, timeout=0.2)  # short waits: Ctrl-C reaches the main thread at once
+    except BaseException:
+        # Interrupted: start nothing new; what runs now goes on in its thread (the caller decides
+        # whether to wait for it, see canary_rollout).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [results[h.name] for h in hosts]
 
 
@@ -146,8 +156,15 @@ def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], Any], *, parall
 
 def url_order(hosts: Sequence[Host], urls: Sequence[str]) -> list[Host]:
     """Hosts in the order Immich tries their URLs (the primary first); hosts not in `urls` last, by name."""
-    position = {url.rstrip("/").lower(): i for i, url in enumerate(urls)}
-    return sorted(hosts, key=lambda h: (position.get(h.url.rstrip("/").lower(), len(position)), h.name))
+    position = {_canonical(url): i for i, url in enumerate(urls)}
+    return sorted(hosts, key=lambda h: (position.get(_canonical(h.url), len(position)), h.name))
+
+
+def _canonical(url: str) -> str:
+    try:
+        return normalise_url(url, where="URL")
+    except InputError:  # a hand-made URL Immich holds; compare it as it is
+        return url.rstrip("/").lower()
 
 
 def waves(ordered: Sequence[T], batch: int) -> list[list[T]]:
@@ -164,11 +181,12 @@ class Rollout:
 
     results: list[HostResult]
     canary: str | None = None
+    interrupted: bool = False
 
 
 def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Callable[[Any], HostResult], *,
                    command: str, batch: int | None = None, max_fail: int = 1, parallel: int | None = None,
-                   progress: Progress | None = None) -> Rollout:
+                   progress: Progress | None = None, abandon: Callable[[Host], None] | None = None) -> Rollout:
     """Stage every host at once (read, decide, pull: nothing changes), then swap the hosts that need it:
     the first of `hosts` that needs a change alone (the canary), then the others `batch` at a time.
 
@@ -176,30 +194,87 @@ def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Ca
     primary URL swaps last and keeps serving longest. After `max_fail` failed swaps nothing more is
     started: the remaining hosts are `skipped` (untouched), with the command to continue.
     Hosts whose stage returns a HostResult (failed preflight, unchanged, dry run) are final there.
+
+    Ctrl-C (or SIGTERM): nothing new starts; hosts still staging are abandoned at once (`abandon`
+    closes their connection: a pull stops, the old container never stopped); a swap already under
+    way is finished or rolled back (it holds the host's lock and must not leave it half done).
+    The returned Rollout says `interrupted`, with every host's outcome so far.
     """
-    staged = run_hosts(hosts, stage, parallel=parallel, progress=progress)
-    final: dict[str, HostResult] = {h.name: r for h, r in zip(hosts, staged, strict=True) if isinstance(r, HostResult)}
-    pending = [(h, s) for h, s in zip(hosts, staged, strict=True) if not isinstance(s, HostResult)]
-    canary = pending[0][0].name if len(pending) > 1 else None
-    failed: list[str] = []
-    plan = waves(pending, batch or len(pending) or 1)
-    for index, wave in enumerate(plan):
-        if len(failed) >= max_fail:
-            skip_rest(final, [h for w in plan[index:] for h, _ in w], failed, canary, command, max_fail, progress)
-            break
-        by_name = {h.name: s for h, s in wave}
-        done = run_hosts([h for h, _ in wave], lambda h, staged=by_name: swap(staged[h.name]), parallel=parallel,
-                         progress=progress)
-        for result in done:
-            final[result.host] = result
-            if result.failed:
-                failed.append(result.host)
+    final: dict[str, HostResult] = {}
+    swapping: set[str] = set()
+    guard = threading.Lock()
+    canary: str | None = None
+
+    def swap_one(host: Host, staged: Any) -> HostResult:
+        with guard:
+            swapping.add(host.name)
+        try:
+            result = swap(staged)
+            with guard:  # kept here too: after Ctrl-C the main thread only waits for `swapping`
+                final[host.name] = result
+            return result
+        finally:
+            with guard:
+                swapping.discard(host.name)
+
+    try:
+        staged = run_hosts(hosts, lambda h: stage(h), parallel=parallel, progress=progress)
+        for host, result in zip(hosts, staged, strict=True):
+            if isinstance(result, HostResult):
+                final[host.name] = result
+        pending = [(h, s) for h, s in zip(hosts, staged, strict=True) if not isinstance(s, HostResult)]
+        canary = pending[0][0].name if len(pending) > 1 else None
+        failed: list[str] = []
+        plan = waves(pending, batch or len(pending) or 1)
+        for index, wave in enumerate(plan):
+            if len(failed) >= max_fail:
+                skip_rest(final, [h for w in plan[index:] for h, _ in w], failed, canary, command, max_fail, progress)
+                break
+            by_name = {h.name: (h, s) for h, s in wave}
+            done = run_hosts([h for h, _ in wave], lambda h, staged=by_name: swap_one(*staged[h.name]),
+                             parallel=parallel, progress=progress)
+            for result in done:
+                final[result.host] = result
+            failed += [r.host for r in done if r.failed]
+    except KeyboardInterrupt:
+        finish_interrupted(hosts, final, swapping, guard, abandon, command, progress)
+        return Rollout([final[h.name] for h in hosts], canary, interrupted=True)
     return Rollout([final[h.name] for h in hosts], canary)
+
+
+def finish_interrupted(hosts: Sequence[Host], final: dict[str, HostResult], swapping: set[str],
+                       guard: threading.Lock, abandon: Callable[[Host], None] | None, command: str,
+                       progress: Progress | None) -> None:
+    """After Ctrl-C: abandon what only reads or pulls, wait for the swaps under way, mark the rest."""
+    with guard:
+        busy = set(swapping)
+    for host in hosts:
+        if host.name not in final and host.name not in busy and abandon is not None:
+            abandon(host)
+    if busy:
+        if progress:
+            progress.note(f"interrupted: finishing the swap under way on {', '.join(sorted(busy))} "
+                          "(or rolling it back); Ctrl-C again to leave it to the host")
+        try:
+            while True:
+                with guard:
+                    if not swapping:
+                        break
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            pass
+    if progress:
+        progress.enabled = False  # abandoned workers still wind down; the summary says what happened
+    resume = f"run `immich-remote {command}` again to finish (it picks up where this run stopped)"
+    for host in hosts:
+        if host.name not in final:
+            final[host.name] = HostResult(host.name, "skipped", "abandoned: interrupted before its swap "
+                                          "(nothing changed; the current container keeps serving)", resume)
 
 
 def skip_rest(final: dict[str, HostResult], hosts: Sequence[Host], failed: Sequence[str], canary: str | None,
               command: str, max_fail: int, progress: Progress | None) -> None:
-    why = (f"not started: the canary {failed[0]} failed" if failed[0] == canary
+    why = (f"not started: the canary {canary} failed" if list(failed) == [canary]
            else f"not started: {len(failed)} host(s) failed ({', '.join(failed)})")
     others = ",".join(h.name for h in hosts)
     for host in hosts:

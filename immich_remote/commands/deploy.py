@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..deploy import DeployOptions, HostContext, ok_hosts, prepare_and_stage, register, swap_host
-from ..errors import EXIT_CONFIG_LOCKED, EXIT_FAILED, ImmichRemoteError, InputError
+from ..errors import EXIT_CONFIG_LOCKED, EXIT_FAILED, EXIT_INTERRUPTED, ImmichRemoteError, InputError
 from ..immich_api import ML_QUEUES, ImmichClient, config_file_snippet
 from ..inventory import Host
 from ..plan import desired_urls
@@ -84,9 +84,19 @@ def roll_out(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections
         ctx = ctx_factory(connections, progress)
         rollout = canary_rollout(list(reversed(shown)), lambda h: prepare_and_stage(ctx, h),
                                  lambda staged: swap_host(ctx, staged), command=command, batch=batch,
-                                 max_fail=max_fail or 1, parallel=parallel, progress=progress)
+                                 max_fail=max_fail or 1, parallel=parallel, progress=progress,
+                                 abandon=lambda h: connections.remote(h).close())
     by_host = {r.host: r for r in rollout.results}
-    return Rollout([by_host[h.name] for h in shown], rollout.canary)
+    return Rollout([by_host[h.name] for h in shown], rollout.canary, rollout.interrupted)
+
+
+def report_interrupted(app: App, rollout: Rollout, snapshot: Snapshot | None, command: str) -> int:
+    """After Ctrl-C / SIGTERM: what finished, what was abandoned, how to resume. Immich was not changed."""
+    snapshot_path = close_snapshot(snapshot, rollout.results, {}) if snapshot else None
+    report(app, rollout.results, {}, snapshot_path, canary=rollout.canary)
+    app.out.warn(f"Interrupted. Hosts marked deployed/upgraded finished their swap; the others were not changed. "
+                 f"Immich's URL list was not changed. Run `immich-remote {command}` again to finish.")
+    return EXIT_INTERRUPTED
 
 
 def register_hosts(app: App, client: ImmichClient, immich: ImmichReport, good: Sequence[Host], *,
@@ -153,6 +163,8 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
                                                                            snapshot, immich.config),
                            urls=planned_urls(app, immich, hosts), command="deploy", batch=parallel,
                            max_fail=max_fail, parallel=parallel)
+        if rollout.interrupted:
+            return report_interrupted(app, rollout, snapshot, "deploy")
         results = rollout.results
         by_name = {r.host: r for r in results}
         good = ok_hosts(hosts, results) if not options.dry_run else \

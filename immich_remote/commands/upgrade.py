@@ -27,6 +27,7 @@ from .deploy import (
     planned_urls,
     register_hosts,
     report,
+    report_interrupted,
     roll_out,
     start_snapshot,
 )
@@ -95,6 +96,8 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
                                                                            snapshot, immich.config),
                            urls=planned_urls(app, immich, hosts), command="upgrade", batch=batch,
                            max_fail=max_fail, parallel=parallel)
+        if rollout.interrupted:
+            return report_interrupted(app, rollout, snapshot, "upgrade")
         ordered = rollout.results
         for result in ordered:
             if result.status == "deployed":
