@@ -14,7 +14,9 @@ never sees raw YAML.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -26,7 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import InputError, InventoryError
 from .hwaccel import ACCEL_CHOICES, BACKENDS
-from .urls import DEFAULT_LOCAL_ML_URL, ML_CONTAINER_PORT, classify_address, derive_url, normalise_url
+from .urls import (
+    DEFAULT_LOCAL_ML_URL,
+    ML_CONTAINER_PORT,
+    classify_address,
+    derive_url,
+    normalise_url,
+    parse_ip,
+)
 from .yamlsource import line_of, load_yaml
 
 DEFAULT_INVENTORY = "inventory/hosts.yml"
@@ -38,6 +47,8 @@ DEFAULT_API_KEY_ENV = "IMMICH_API_KEY"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VOLUME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# A DNS name as SSH and Docker take it (ASCII; internationalised names in their xn-- form).
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 # The ML image reads these itself; setting them breaks it (reference/immich.md, section 6 and 11).
 _RESERVED_ENV = {
@@ -58,9 +69,24 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"'{value}' is not a duration; write it like 30s, 500ms or 2m")
         factor = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
         seconds = float(match.group(1)) * factor
+    if not math.isfinite(seconds):
+        raise ValueError(f"'{value}' is not a duration; write it like 30s, 500ms or 2m")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
+
+
+def _no_bool(value: Any) -> Any:
+    """YAML reads yes/no/true/false as booleans, and pydantic would take them as 1/0 for a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, found the boolean {str(value).lower()}")
+    return value
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """` Did you mean 'x'?` for the closest choice, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 class _Strict(BaseModel):
@@ -92,6 +118,11 @@ class HostSettings(_Strict):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @field_validator("ssh_port", "ml_port", "priority", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
 
     @field_validator("env", mode="before")
     @classmethod
@@ -140,6 +171,11 @@ class ImmichSettings(_Strict):
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
 
+    @field_validator("ssh_port", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
+
 
 class SSHSettings(_Strict):
     known_hosts: str | None = None
@@ -152,6 +188,11 @@ class SSHSettings(_Strict):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
+
+    @field_validator("max_handshakes", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
 
 
 class NativeFile(_Strict):
@@ -285,7 +326,7 @@ def load_inventory(path: Path | str) -> Inventory:
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise InventoryError(f"{path}: expected a mapping at the top (with `immich:` and `hosts:`), "
-                             f"found {type(data).__name__ if data is not None else 'an empty file'}.",
+                             f"found {_type_name(data) if data is not None else 'an empty file'}.",
                              hint="Start from inventory/example-workstation.yml.")
     if "all" in data and "hosts" not in data and "immich" not in data:
         return _Builder(path, data).from_ansible()
@@ -293,8 +334,34 @@ def load_inventory(path: Path | str) -> Inventory:
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "nothing"}.get(type(value), type(value).__name__)
+    if value is None:
+        return "nothing"
+    for kind, name in ((bool, "a boolean"), (Mapping, "a mapping"), (list, "a list"), (str, "a string"),
+                       ((int, float), "a number"), (bytes, "binary data"), ((set, frozenset), "a set")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"  # a date or a timestamp (YAML reads 2024-01-01 as one)
+
+
+def _short(value: Any) -> str:
+    """A value for a message: plain containers, at most one line of 60 characters."""
+    if value is None:
+        return "(an empty value)"
+    if isinstance(value, Mapping):
+        value = dict(value)
+    elif isinstance(value, list):
+        value = list(value)
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fields_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model accepts at `loc` (a path of field names into nested models)."""
+    for part in loc:
+        info = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+        annotation = info.annotation if info is not None else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return list(model.model_fields) if model is not None else []
 
 
 class _Builder:
@@ -320,35 +387,49 @@ class _Builder:
         try:
             return model.model_validate(dict(value))
         except ValidationError as exc:
-            raise self._from_validation(exc, where) from None
+            raise self._from_validation(exc, where, model) from None
 
-    def _from_validation(self, exc: ValidationError, where: tuple[Any, ...]) -> InventoryError:
+    def _from_validation(self, exc: ValidationError, where: tuple[Any, ...],
+                         model: type[BaseModel] | None = None) -> InventoryError:
         errors = exc.errors()
         messages = []
         for err in errors[:5]:
             loc = where + tuple(err["loc"])
             line = line_of(self.data, loc)
             location = f"{self.path}:{line}" if line else str(self.path)
-            messages.append(f"{location}: {'.'.join(str(p) for p in loc)}: {self._explain(err)}")
+            known = _fields_at(model, tuple(err["loc"][:-1])) if err["type"] == "extra_forbidden" else []
+            messages.append(f"{location}: {'.'.join(str(p) for p in loc)}: {self._explain(err, known)}")
         more = f"\n(and {len(errors) - 5} more)" if len(errors) > 5 else ""
         return InventoryError("\n".join(messages) + more,
                               hint="See inventory/example-fleet.yml for every field with a comment.")
 
     @staticmethod
-    def _explain(err: Mapping[str, Any]) -> str:
+    def _explain(err: Mapping[str, Any], known: list[str] | None = None) -> str:
         kind, value = err["type"], err.get("input")
         if kind == "extra_forbidden":
-            return "unknown key (a typo? remove it or check the spelling)."
+            key = err["loc"][-1] if err["loc"] else ""
+            suggestion = did_you_mean(key, known or [])
+            if suggestion:
+                return f"unknown key '{key}'.{suggestion}"
+            return (f"unknown key '{key}'; remove it or check the spelling"
+                    + (f" (known keys here: {', '.join(known)})." if known else "."))
+        if kind == "invalid_key":
+            return f"the key {_short(value)} is {_type_name(value)}; keys are names (text)."
         if kind == "missing":
             return "required but missing."
         if kind == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            return f"'{value}' is not allowed; expected one of {expected}."
+            expected = str(err.get("ctx", {}).get("expected", ""))
+            return (f"'{value}' is not allowed; expected one of {expected}."
+                    + did_you_mean(value, re.findall(r"'([^']*)'", expected)))
+        if kind in ("model_type", "model_attributes_type", "dict_type"):
+            return f"expected a mapping, found {_type_name(value)} {_short(value)}."
+        if kind == "list_type":
+            return f"expected a list, found {_type_name(value)} {_short(value)}."
         if kind.startswith(("int_", "float_", "bool_", "string_", "dict_", "list_")) and "ctx" not in err:
-            return f"{err['msg'].rstrip('.').lower()}, found {_type_name(value)} {value!r}."
+            return f"{err['msg'].rstrip('.').lower()}, found {_type_name(value)} {_short(value)}."
         if kind == "value_error":
             return str(err["msg"]).removeprefix("Value error, ") + ("" if str(err["msg"]).endswith(".") else ".")
-        return f"{err['msg']} (found {value!r})."
+        return f"{err['msg']} (found {_short(value)})."
 
     # Paths ----------------------------------------------------------------------------------------
     def file_path(self, value: str | None) -> Path | None:
@@ -361,6 +442,12 @@ class _Builder:
     def from_native(self) -> Inventory:
         for required in ("immich", "hosts"):
             if required not in self.data:
+                others = [k for k in self.data if isinstance(k, str) and k not in NativeFile.model_fields]
+                close = difflib.get_close_matches(required, others, n=1, cutoff=0.6)
+                if close:
+                    raise self.fail((close[0],), f"unknown key '{close[0]}' and no `{required}:` section. "
+                                    f"Did you mean '{required}'?",
+                                    hint=f"Rename `{close[0]}:` to `{required}:`.")
                 raise self.fail((), f"missing `{required}:` section.",
                                 hint="An inventory needs `immich:` (the server) and `hosts:` (the ML hosts); "
                                 "see inventory/example-workstation.yml.")
@@ -372,7 +459,7 @@ class _Builder:
         try:
             native = NativeFile.model_validate({**top, "hosts": {}})
         except ValidationError as exc:
-            raise self._from_validation(exc, ()) from None
+            raise self._from_validation(exc, (), NativeFile) from None
         defaults = self.validate(HostSettings, self.data.get("defaults"), ("defaults",))
         layered: dict[str, list[tuple[HostSettings, tuple[Any, ...]]]] = {}
         for name, settings in raw_hosts.items():
@@ -395,13 +482,21 @@ class _Builder:
             if not isinstance(members, list):
                 raise self.fail(("groups", group), f"expected a list of host names, found {_type_name(members)}.")
             for i, member in enumerate(members):
+                if not isinstance(member, str):
+                    raise self.fail(("groups", group, i), f"expected a host name, found {_type_name(member)} "
+                                    f"{_short(member)}.", hint=f"Write the group as a list of names, e.g. "
+                                    f"`{group}: [{', '.join(sorted(host_names)[:2])}]`.")
                 if member not in host_names:
-                    raise self.fail(("groups", group, i), f"'{member}' is not a host in `hosts:`.",
+                    raise self.fail(("groups", group, i), f"'{member}' is not a host in `hosts:`."
+                                    + did_you_mean(member, host_names),
                                     hint=f"Known hosts: {', '.join(sorted(host_names))}.")
             groups[str(group)] = tuple(dict.fromkeys(str(m) for m in members))
         return groups
 
     def check_name(self, name: Any, where: tuple[Any, ...]) -> None:
+        if isinstance(name, bool) or name is None:
+            raise self.fail(where, f"'{name}' is not a valid name: YAML reads an unquoted yes/no/on/off/true/false "
+                            "or ~ as a boolean or nothing.", hint="Quote the name, or choose another one.")
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise self.fail(where, f"'{name}' is not a valid name; use letters, digits, '-', '_' and '.'.")
 
@@ -422,6 +517,11 @@ class _Builder:
         for key, value in raw.items():
             name = self._ANSIBLE_ALIASES.get(key) or (key[len("immich_remote_"):] if str(key).startswith(
                 "immich_remote_") else key)
+            if str(key).startswith("immich_remote_") and name not in fields and name != "ssh":
+                raise self.fail(where + (key,), f"unknown setting '{key}'."
+                                + did_you_mean(key, [f"immich_remote_{f}" for f in (*fields, "ssh")]),
+                                hint="Settings prefixed immich_remote_ are immich-remote's own: "
+                                f"{', '.join(sorted(fields))} (see inventory/example-fleet.yml).")
             if name in fields:
                 picked[name] = value
                 origin[name] = where + (key,)
@@ -435,7 +535,8 @@ class _Builder:
         if not isinstance(all_vars, Mapping):
             raise self.fail(("all", "vars"), "expected a mapping of variables.")
         if "immich" not in all_vars:
-            raise self.fail(("all", "vars"), "missing `immich:` (the Immich server: url, api_key_env, ...).",
+            raise self.fail(("all", "vars"), "missing `immich:` (the Immich server: url, api_key_env, ...)."
+                            + did_you_mean("immich", [k for k in all_vars if isinstance(k, str)]),
                             hint="Add under all.vars: `immich: {url: http://immich.lan:2283, "
                             "api_key_env: IMMICH_API_KEY}`.")
         immich = self.validate(ImmichSettings, all_vars["immich"], ("all", "vars", "immich"))
@@ -452,8 +553,9 @@ class _Builder:
                 raise self.fail(where, f"expected a mapping with hosts/vars/children, found {_type_name(node)}.")
             unknown = set(node) - {"hosts", "vars", "children"}
             if unknown:
-                raise self.fail(where + (sorted(unknown)[0],), "unknown key; an Ansible group holds only "
-                                "hosts, vars and children.")
+                key = sorted(unknown, key=str)[0]
+                raise self.fail(where + (key,), f"unknown key '{key}'; an Ansible group holds only hosts, vars and "
+                                "children." + did_you_mean(key, ["hosts", "vars", "children"]))
             picked, origin = self.ansible_vars(node.get("vars"), where + ("vars",))
             layers = inherited + ([(self.validate_picked(picked, origin, where + ("vars",)), where + ("vars",))]
                                   if picked and group else [])
@@ -554,7 +656,7 @@ class _Builder:
             for key in settings.model_fields_set:
                 value = getattr(settings, key)
                 if key == "env" and value is not None:
-                    merged["env"] = {**merged.get("env", {}), **value}
+                    merged["env"] = {**(merged.get("env") or {}), **value}
                 else:
                     merged[key] = value
                 origin[key] = where + (key,)
@@ -564,8 +666,9 @@ class _Builder:
             return origin.get(key, host_where)
 
         address = merged.get("address")
-        if not address:
+        if not address or not address.strip():
             raise self.fail(host_where, "missing `address` (the IP or DNS name to reach this host over SSH).")
+        address = self.check_address(address.strip(), at("address"), "address")
         accel = merged.get("accel") or "auto"
         arch = merged.get("arch")
         if arch and accel != "auto" and arch not in BACKENDS[accel].platforms:
@@ -581,7 +684,10 @@ class _Builder:
                                 "on its own.")
             bind = address
         elif classify_address(bind) == "name":
-            raise self.fail(at("bind_address"), f"'{bind}' is not an IP address; Docker publishes ports on IPs.")
+            raise self.fail(at("bind_address"), f"'{bind}' is not an IP address; Docker publishes ports on IPs.",
+                            hint="Give the host's private IP that Immich reaches, e.g. 192.168.1.50 or fd00::50.")
+        else:
+            bind = self.check_address(bind.strip(), at("bind_address"), "bind_address")
         ml_port = merged.get("ml_port") or ML_CONTAINER_PORT
         raw_url = merged.get("url") or derive_url(address, ml_port)
         try:
@@ -599,6 +705,23 @@ class _Builder:
             health_interval=merged.get("health_interval") or 10.0,
             groups=groups, index=index)
 
+    def check_address(self, address: str, where: tuple, key: str) -> str:
+        """An IP (IPv6 without brackets: they belong in URLs only) or a DNS name."""
+        ip = parse_ip(address)
+        if ip is not None:
+            if address.startswith("[") != address.endswith("]"):
+                raise self.fail(where, f"'{address}' has an unbalanced bracket.", hint=f"Write {key}: {ip}.")
+            return str(ip)
+        if ":" in address:
+            raise self.fail(where, f"'{address}' is not an IP address or a host name (a port does not belong "
+                            f"in {key}).", hint="Set the SSH port with ssh_port and the ML port with ml_port; "
+                            "an IPv6 address goes in as it is, without a port, e.g. fd00::50.")
+        if not _HOSTNAME_RE.match(address):
+            raise self.fail(where, f"'{address}' is not an IP address or a host name.",
+                            hint="Use an IPv4 address (192.168.1.50), an IPv6 address (fd00::50) or a DNS name of "
+                            "letters, digits, '-' and '.' (internationalised names in their xn-- form).")
+        return address
+
     def check_unique(self, hosts: tuple[Host, ...], layered: dict[str, list]) -> None:
         seen_url: dict[str, str] = {}
         seen_endpoint: dict[tuple, str] = {}
@@ -606,10 +729,12 @@ class _Builder:
             where = layered[host.name][-1][1]
             if host.url in seen_url:
                 raise self.fail(where, f"URL {host.url} is also host '{seen_url[host.url]}''s URL; "
-                                "each host needs its own.")
+                                "each host needs its own.", hint="Give one of them another address or ml_port, "
+                                "or remove the duplicate entry.")
             seen_url[host.url] = host.name
             endpoint = (host.address, host.ssh_port or 22, host.remote_dir, host.bind_address, host.ml_port)
             if endpoint in seen_endpoint:
                 raise self.fail(where, f"same address, SSH port, directory and ML port as host "
-                                f"'{seen_endpoint[endpoint]}': both would deploy to the same place.")
+                                f"'{seen_endpoint[endpoint]}': both would deploy to the same place.",
+                                hint="Give one of them another remote_dir and ml_port, or remove the duplicate.")
             seen_endpoint[endpoint] = host.name

@@ -96,6 +96,7 @@ def desired_urls(inventory: Inventory, *, current: Sequence[str] | None, registe
     in `current`.
     """
     registered = list(registered)
+    removed = list(removed)
     removed_keys = {url_key(h.url) for h in removed}
     current = list(current or [])
     current_keys = {url_key(u) for u in current}
@@ -104,7 +105,10 @@ def desired_urls(inventory: Inventory, *, current: Sequence[str] | None, registe
         if url_key(host.url) in current_keys and url_key(host.url) not in removed_keys:
             keep.setdefault(host.name, host)
     remote = [h.url for h in by_priority(keep.values()) if url_key(h.url) not in removed_keys]
-    return order_urls(current=current, remote=remote, managed=[h.url for h in inventory.hosts],
+    # A removed host is managed even when it is no longer in the inventory: its URL must go, not be
+    # kept as if someone had added it by hand.
+    managed = [h.url for h in inventory.hosts] + [h.url for h in removed]
+    return order_urls(current=current, remote=remote, managed=managed,
                       local=inventory.immich.local_ml_url, keep_local=inventory.immich.keep_local)
 
 

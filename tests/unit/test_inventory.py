@@ -274,3 +274,88 @@ def test_ansible_errors_point_into_the_ansible_file(tmp_path):
     with pytest.raises(InventoryError) as err:
         load_inventory(path)
     assert ":14: all.children.gpus.vars.accel: 'tpu' is not allowed" in str(err.value)
+
+
+# --- regressions found by the property tests (tests/unit/test_properties.py) --------------------------
+
+def test_empty_env_in_defaults_merges_with_a_hosts_env(tmp_path):
+    inv = load_inventory(write(tmp_path, """
+        immich: {url: "http://immich:2283"}
+        defaults:
+          env:
+        hosts:
+          gpu: {address: 10.0.0.5, env: {MACHINE_LEARNING_WORKERS: 2}}
+        """))
+    assert inv.hosts[0].env == {"MACHINE_LEARNING_WORKERS": "2"}
+
+
+def test_ansible_group_with_keys_of_mixed_types_is_refused_not_crashed(tmp_path):
+    path = write(tmp_path, """
+        all:
+          vars: {immich: {url: "http://immich:2283"}}
+          hosts: {gpu: {ansible_host: 10.0.0.5}}
+          1: x
+          zz: y
+        """)
+    with pytest.raises(InventoryError, match=r":4: all.1: unknown key '1'; an Ansible group holds only"):
+        load_inventory(path)
+
+
+def test_ansible_immich_remote_ssh_and_other_ansible_variables_are_accepted(tmp_path):
+    inv = load_inventory(write(tmp_path, """
+        all:
+          vars:
+            immich: {url: "http://immich:2283"}
+            immich_remote_ssh: {connect_timeout: 3s}
+            ansible_python_interpreter: /usr/bin/python3
+          hosts:
+            gpu: {ansible_host: 10.0.0.5, ansible_connection: ssh, some_role_var: [1, 2]}
+        """))
+    assert inv.ssh.connect_timeout == 3 and inv.hosts[0].address == "10.0.0.5"
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "true", "0"])
+def test_durations_must_be_finite_and_positive(tmp_path, value):
+    path = write(tmp_path, f"""
+        immich: {{url: "http://immich:2283"}}
+        hosts:
+          gpu: {{address: 10.0.0.5, health_timeout: {value}}}
+        """)
+    with pytest.raises(InventoryError, match=r":3: hosts.gpu.health_timeout: "):
+        load_inventory(path)
+
+
+def test_addresses_are_stored_bare_and_canonical(tmp_path):
+    inv = load_inventory(write(tmp_path, """
+        immich: {url: "http://immich:2283"}
+        hosts:
+          a: {address: " 10.0.0.5 "}
+          b: {address: "[FD00:0::5]"}
+          c: {address: gpu.lan., bind_address: "[fd00::7]"}
+        """))
+    a, b, c = inv.hosts
+    assert (a.address, a.url) == ("10.0.0.5", "http://10.0.0.5:3003")
+    assert (b.address, b.bind_address, b.url) == ("fd00::5", "fd00::5", "http://[fd00::5]:3003")
+    assert (c.address, c.bind_address) == ("gpu.lan.", "fd00::7")
+
+
+def test_yaml_surrogate_escapes_are_joined_or_refused(tmp_path):
+    path = write(tmp_path, r"""
+        immich: {url: "http://immich:2283"}
+        hosts:
+          gpu: {address: 10.0.0.5, remote_dir: "/srv/\ud83d\ude00"}
+        """)
+    assert load_inventory(path).hosts[0].remote_dir == "/srv/\U0001f600"
+    path.write_text(path.read_text().replace(r"\ude00", ""))
+    with pytest.raises(InventoryError, match=r":3: invalid YAML: a \\u escape makes half a character"):
+        load_inventory(path)
+
+
+def test_yaml_date_that_is_no_date_is_refused_with_its_line(tmp_path):
+    path = write(tmp_path, """
+        immich: {url: "http://immich:2283"}
+        hosts:
+          gpu: {address: 10.0.0.5, remote_dir: 2024-02-30}
+        """)
+    with pytest.raises(InventoryError, match=r":3: invalid YAML: '2024-02-30' looks like a date"):
+        load_inventory(path)

@@ -98,3 +98,11 @@ def test_host_url_equal_to_local_is_refused(tmp_path):
     """)
     with pytest.raises(InputError, match="same as immich.local_ml_url"):
         plan_offline(inv, inv.hosts, ImmichVersion(2, 7, 5))
+
+
+def test_removed_host_already_gone_from_the_inventory_is_not_kept_as_hand_added(inv):
+    from dataclasses import replace
+    gone = replace(inv.host("fast"), name="gone", url="http://10.0.0.99:3003")
+    current = ["http://10.0.0.99:3003/", "http://10.0.0.6:3003", LOCAL]
+    after = desired_urls(inv, current=current, registered=[], removed=[gone])
+    assert after == ["http://10.0.0.6:3003", LOCAL]
