@@ -186,7 +186,8 @@ class Rollout:
 
 def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Callable[[Any], HostResult], *,
                    command: str, batch: int | None = None, max_fail: int = 1, parallel: int | None = None,
-                   progress: Progress | None = None, abandon: Callable[[Host], None] | None = None) -> Rollout:
+                   progress: Progress | None = None, abandon: Callable[[Host], None] | None = None,
+                   before_wave: Callable[[], str | None] | None = None) -> Rollout:
     """Stage every host at once (read, decide, pull: nothing changes), then swap the hosts that need it:
     the first of `hosts` that needs a change alone (the canary), then the others `batch` at a time.
 
@@ -199,6 +200,9 @@ def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Ca
     closes their connection: a pull stops, the old container never stopped); a swap already under
     way is finished or rolled back (it holds the host's lock and must not leave it half done).
     The returned Rollout says `interrupted`, with every host's outcome so far.
+
+    `before_wave`, asked before every wave after the first, may stop the rollout with a reason
+    (the Immich server changed version under us): the remaining hosts are `skipped` with it.
     """
     final: dict[str, HostResult] = {}
     swapping: set[str] = set()
@@ -227,8 +231,17 @@ def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Ca
         failed: list[str] = []
         plan = waves(pending, batch or len(pending) or 1)
         for index, wave in enumerate(plan):
+            rest = [h for w in plan[index:] for h, _ in w]
             if len(failed) >= max_fail:
-                skip_rest(final, [h for w in plan[index:] for h, _ in w], failed, canary, command, max_fail, progress)
+                skip_rest(final, rest, failed, canary, command, max_fail, progress)
+                break
+            stop = before_wave() if before_wave is not None and index > 0 else None
+            if stop:
+                for host in rest:
+                    final[host.name] = HostResult(host.name, "skipped", f"not started: {stop}",
+                                                  f"run `immich-remote {command}` again")
+                    if progress:
+                        progress.finish(host.name, "skipped", "not started")
                 break
             by_name = {h.name: (h, s) for h, s in wave}
             done = run_hosts([h for h, _ in wave], lambda h, staged=by_name: swap_one(*staged[h.name]),

@@ -76,7 +76,7 @@ def planned_urls(app: App, immich: ImmichReport, hosts: Sequence[Host]) -> list[
 
 def roll_out(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections, Progress], HostContext], *,
              urls: Sequence[str], command: str, batch: int | None, max_fail: int | None,
-             parallel: int | None) -> Rollout:
+             parallel: int | None, server_moved: Callable[[], str | None] | None = None) -> Rollout:
     """Deploy and upgrade: stage every host, swap a canary, then the rest; results in Immich's URL order."""
     shown = url_order(hosts, urls)
     with Connections(app.inventory) as connections, Progress(
@@ -85,9 +85,25 @@ def roll_out(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections
         rollout = canary_rollout(list(reversed(shown)), lambda h: prepare_and_stage(ctx, h),
                                  lambda staged: swap_host(ctx, staged), command=command, batch=batch,
                                  max_fail=max_fail or 1, parallel=parallel, progress=progress,
-                                 abandon=lambda h: connections.remote(h).close())
+                                 abandon=lambda h: connections.remote(h).close(), before_wave=server_moved)
     by_host = {r.host: r for r in rollout.results}
     return Rollout([by_host[h.name] for h in shown], rollout.canary, rollout.interrupted)
+
+
+def version_watch(client: ImmichClient, target: ImmichVersion, pinned: bool) -> Callable[[], str | None]:
+    """Before each wave: has the server been upgraded (or downgraded) since the run began? Then stop,
+    rather than put more hosts on a version the server no longer runs."""
+    def moved() -> str | None:
+        if pinned:
+            return None
+        try:
+            now = client.version(fresh=True)
+        except ImmichRemoteError:
+            return None  # a server restarting is seen by registration; a version is what matters here
+        if now != target:
+            return f"the Immich server changed from {target.tag} to {now.tag} during the run"
+        return None
+    return moved
 
 
 def report_interrupted(app: App, rollout: Rollout, snapshot: Snapshot | None, command: str) -> int:
@@ -162,7 +178,8 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
         rollout = roll_out(app, hosts, lambda conns, progress: HostContext(inv, version, options, conns, progress,
                                                                            snapshot, immich.config),
                            urls=planned_urls(app, immich, hosts), command="deploy", batch=parallel,
-                           max_fail=max_fail, parallel=parallel)
+                           max_fail=max_fail, parallel=parallel,
+                           server_moved=version_watch(client, version, pinned is not None))
         if rollout.interrupted:
             return report_interrupted(app, rollout, snapshot, "deploy")
         results = rollout.results
@@ -176,7 +193,7 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
             immich_data["missing_started"] = list(ML_QUEUES)
     snapshot_path = close_snapshot(snapshot, results, immich_data) if snapshot else None
     report(app, results, immich_data, snapshot_path, dry_run=options.dry_run, canary=rollout.canary)
-    return code or (EXIT_FAILED if any(r.failed for r in results) else 0)
+    return code or (EXIT_FAILED if any(r.failed or r.status == "skipped" for r in results) else 0)
 
 
 def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot_path: Path | None, *,

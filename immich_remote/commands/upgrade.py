@@ -30,6 +30,7 @@ from .deploy import (
     report_interrupted,
     roll_out,
     start_snapshot,
+    version_watch,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         rollout = roll_out(app, hosts, lambda conns, progress: HostContext(inv, target, options, conns, progress,
                                                                            snapshot, immich.config),
                            urls=planned_urls(app, immich, hosts), command="upgrade", batch=batch,
-                           max_fail=max_fail, parallel=parallel)
+                           max_fail=max_fail, parallel=parallel,
+                           server_moved=version_watch(client, target, pinned is not None))
         if rollout.interrupted:
             return report_interrupted(app, rollout, snapshot, "upgrade")
         ordered = rollout.results
@@ -112,4 +114,4 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
             on.setdefault(image or "nothing", []).append(r.host)
         for image, names_on in on.items():
             app.out.line(f"  on {image}: {', '.join(names_on)}")
-    return code or (EXIT_FAILED if any(r.failed for r in ordered) else 0)
+    return code or (EXIT_FAILED if any(r.failed or r.status == "skipped" for r in ordered) else 0)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,3 +77,47 @@ def test_a_registry_without_the_tag_fails_before_anything_stops(testbed, fresh_h
     assert all("nothing was changed" in h["message"] for h in data["hosts"])
     assert {h.name: ml_container(h)["State"]["StartedAt"] for h in box.hosts} == started  # never stopped
     assert data["snapshot"] is None
+
+
+def test_a_server_upgraded_during_the_rollout_stops_it(testbed, fresh_hosts, immich_fake_factory, tmp_path):
+    box = upgraded_server(testbed, fresh_hosts, immich_fake_factory, tmp_path)
+    canary = box.host_named("ml3")
+    server = box.fake
+
+    def upgrade_the_server_once_the_canary_swapped() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            container = ml_container(canary)
+            if container and container["Config"]["Image"].endswith(":v2.7.5"):
+                server.version = type(server.version).parse("2.7.6")
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=upgrade_the_server_once_the_canary_swapped, daemon=True)
+    watcher.start()
+    data = json.loads(box.cli("--json", "upgrade", expect=1).stdout)  # stopped early: not done
+    watcher.join(5)
+    status = {h["host"]: h for h in data["hosts"]}
+    assert status["ml3"]["status"] == "upgraded"
+    assert status["ml2"]["status"] == status["ml1"]["status"] == "skipped"
+    assert "changed from v2.7.5 to v2.7.6" in status["ml1"]["message"]
+    assert ml_container(box.host_named("ml1"))["Config"]["Image"] == f"{IMAGE}:v2.7.4"
+
+
+def test_a_port_taken_by_another_program_refuses_that_host_only(sandbox):
+    busy = sandbox.host_named("ml2")
+    busy.exec(["sh", "-c", f"nohup python3 -m http.server 3003 --bind {busy.bind_address} >/dev/null 2>&1 &"])
+    deadline = time.monotonic() + 10
+    while "3003" not in busy.exec(["sh", "-c", "ss -ltn 2>/dev/null || netstat -ltn"], check=False).stdout:
+        assert time.monotonic() < deadline, "the other program never listened"
+        time.sleep(0.2)
+    try:
+        data = json.loads(sandbox.cli("--json", "deploy", expect=1).stdout)
+    finally:
+        busy.exec(["sh", "-c", "pkill -f 'http.server 3003'"], check=False)
+    status = {h["host"]: h for h in data["hosts"]}
+    assert status["ml2"]["status"] == "failed" and "already in use" in status["ml2"]["message"]
+    assert "ml_port" in status["ml2"]["fix"]
+    assert status["ml1"]["status"] == status["ml3"]["status"] == "deployed"
+    assert ml_container(busy) is None
+    assert sandbox.host_named("ml2").ml_url not in sandbox.urls()

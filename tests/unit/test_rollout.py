@@ -299,3 +299,19 @@ def test_run_hosts_bounds_parallelism(hosts):
     results = run_hosts(hosts, procedure, parallel=2)
     assert peak == 2
     assert [r.status for r in results] == ["deployed"] * 5
+
+
+def test_a_server_that_changes_version_mid_run_stops_the_remaining_waves(hosts):
+    fleet = Fleet()
+    asked = []
+
+    def server_moved():
+        asked.append(list(fleet.swapped))
+        return "the Immich server changed from v2.7.5 to v2.7.6 during the run" if len(asked) == 2 else None
+
+    rollout = canary_rollout(hosts, fleet.stage, fleet.swap, command="upgrade", batch=1, before_wave=server_moved)
+    assert asked == [["a"], ["a", "b"]]  # asked before every wave after the canary's
+    assert fleet.swapped == ["a", "b"]
+    assert statuses(rollout) == {"a": "deployed", "b": "deployed", "c": "skipped", "d": "skipped", "e": "skipped"}
+    skipped = next(r for r in rollout.results if r.host == "c")
+    assert "changed from v2.7.5 to v2.7.6" in skipped.message and "immich-remote upgrade" in skipped.fix
