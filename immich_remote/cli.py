@@ -482,6 +482,112 @@ def config_restore(ctx: click.Context, app: App, snapshot: str | None, whole: bo
     ctx.exit(restore_command(app, snapshot, whole=whole, dry_run=dry_run))
 
 
+# --- jobs -----------------------------------------------------------------------------------------------
+
+def _complete_queues(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from .immich_api import ML_JOB_QUEUES
+    return [q for q in ML_JOB_QUEUES if q.startswith(incomplete)]
+
+
+QUEUES_ARG = click.argument("queues", metavar="[QUEUE]...", nargs=-1, shell_complete=_complete_queues)
+
+
+@cli.group("jobs", invoke_without_command=True)
+@click.option("--watch", "-w", metavar="[SECONDS]", type=click.FloatRange(min=0.5), is_flag=False, flag_value=5.0,
+              default=None, help="Refresh every SECONDS (default 5) until Ctrl-C, with jobs done per minute and "
+              "an ETA per queue. With --json: one JSON object per line.")
+@json_option
+@pass_app
+@click.pass_context
+def jobs_group(ctx: click.Context, app: App, watch: float | None) -> None:
+    """Immich's ML job queues: counts, and (subcommands) run-missing, pause, resume.
+
+    Without a subcommand: the ML queues the server has (smartSearch, faceDetection,
+    facialRecognition, duplicateDetection, ocr) with their active, waiting, delayed, failed and
+    paused counts and whether each queue is paused, read with GET only (/api/queues from Immich
+    2.4, /api/jobs before; the key needs queue.read, or job.read before 2.4).
+
+    \b
+    Examples:
+      immich-remote jobs
+      immich-remote jobs --watch          # during a big import: rate and ETA, every 5 s
+      immich-remote jobs --watch 30 --json
+    """
+    if ctx.invoked_subcommand is not None:
+        if watch is not None:
+            raise InputError("--watch is for the queue table: `immich-remote jobs --watch`, without a subcommand.")
+        return
+    from .commands.jobs import jobs_command
+    ctx.exit(jobs_command(app, watch=watch))
+
+
+@jobs_group.command("run-missing")
+@QUEUES_ARG
+@json_option
+@pass_app
+@click.pass_context
+def jobs_run_missing(ctx: click.Context, app: App, queues: tuple[str, ...]) -> None:
+    """Queue the assets the ML jobs have not processed yet (Immich's "Missing" button).
+
+    Sends PUT /api/jobs/QUEUE {"command": "start", "force": false} to each queue; never
+    force: true (that re-processes everything, and on faceDetection deletes the detected faces).
+    Default: the ML queues whose feature is enabled in Immich's settings (smartSearch: clip;
+    faceDetection and facialRecognition: facialRecognition; duplicateDetection: clip and
+    duplicateDetection; ocr: ocr; all need machineLearning.enabled). A queue with active jobs
+    refuses the start and is reported as already running. The key needs job.create, the
+    queue-read permission, and (for the default list) the config-read permission.
+
+    \b
+    Examples:
+      immich-remote jobs run-missing                # after ML was down: the enabled queues
+      immich-remote jobs run-missing smartSearch ocr --json
+    Exit 0 when every queue was started (or is already running), 1 when the server refused one.
+    """
+    from .commands.jobs import run_missing_command
+    ctx.exit(run_missing_command(app, queues))
+
+
+@jobs_group.command("pause")
+@QUEUES_ARG
+@json_option
+@pass_app
+@click.pass_context
+def jobs_pause(ctx: click.Context, app: App, queues: tuple[str, ...]) -> None:
+    """Pause ML queues (default: all the server has): their jobs wait instead of running.
+
+    While no ML URL answers, Immich fails ML jobs rather than keeping them; a paused queue keeps
+    them waiting. Sends PUT /api/queues/QUEUE {"isPaused": true} (key: queue.update) on Immich
+    2.4+, PUT /api/jobs/QUEUE {"command": "pause"} (key: job.create) before.
+
+    \b
+    Examples:
+      immich-remote jobs pause                      # before taking the ML host down
+      immich-remote jobs pause smartSearch --json
+    """
+    from .commands.jobs import pause_command
+    ctx.exit(pause_command(app, queues, paused=True))
+
+
+@jobs_group.command("resume")
+@QUEUES_ARG
+@json_option
+@pass_app
+@click.pass_context
+def jobs_resume(ctx: click.Context, app: App, queues: tuple[str, ...]) -> None:
+    """Resume paused ML queues (default: all the server has).
+
+    Sends PUT /api/queues/QUEUE {"isPaused": false} (key: queue.update) on Immich 2.4+,
+    PUT /api/jobs/QUEUE {"command": "resume"} (key: job.create) before.
+
+    \b
+    Examples:
+      immich-remote jobs resume                     # the ML host is back
+      immich-remote jobs resume faceDetection --json
+    """
+    from .commands.jobs import pause_command
+    ctx.exit(pause_command(app, queues, paused=False))
+
+
 def main() -> None:
     terminated = False
 

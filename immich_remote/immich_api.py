@@ -24,7 +24,11 @@ from .inventory import ImmichServer
 from .versions import ImmichVersion
 
 LOCKED_MESSAGE = "IMMICH_CONFIG_FILE"
-ML_QUEUES = ("smartSearch", "faceDetection", "ocr")
+ML_QUEUES = ("smartSearch", "faceDetection", "ocr")  # what `deploy --run-missing` starts (they call /predict)
+# Every queue that depends on machine learning, in the order Immich's Job Status page shows them:
+# smartSearch, faceDetection and ocr call /predict; facialRecognition and duplicateDetection work on
+# their results. `immich-remote jobs` shows, starts, pauses and resumes these (those the server has).
+ML_JOB_QUEUES = ("smartSearch", "faceDetection", "facialRecognition", "duplicateDetection", "ocr")
 # How often set_ml_urls re-reads a config that someone else keeps changing before it gives up.
 CONFIG_ATTEMPTS = 3
 
@@ -77,6 +81,32 @@ def config_endpoint(version: ImmichVersion) -> ConfigEndpoint:
 def queue_read_permission(version: ImmichVersion) -> str:
     """What reading the job queues needs: `queue.read` for `/api/queues` (2.4+), `job.read` for `/api/jobs`."""
     return "queue.read" if version.has_queues_api else "job.read"
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    """One queue command as it goes to the server: what `jobs` reports as sent."""
+
+    method: str
+    path: str
+    body: dict[str, Any]
+    permission: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "body": dict(self.body)}
+
+
+def queue_pause_request(version: ImmichVersion, queue: str, paused: bool) -> QueueRequest:
+    """Pause or resume a queue: `PUT /api/queues/{name} {isPaused}` (queue.update) from 2.4, where the
+    legacy `PUT /api/jobs/{name} {command: pause|resume}` (job.create) is deprecated; the legacy one before."""
+    if version.has_queues_api:
+        return QueueRequest("PUT", f"/api/queues/{queue}", {"isPaused": paused}, "queue.update")
+    return QueueRequest("PUT", f"/api/jobs/{queue}", {"command": "pause" if paused else "resume"}, "job.create")
+
+
+def start_missing_request(queue: str) -> QueueRequest:
+    """Queue the assets a job has not processed yet. Every version: the SDK has no start under `/queues`."""
+    return QueueRequest("PUT", f"/api/jobs/{queue}", {"command": "start", "force": False}, "job.create")
 
 
 def permission_granted(permissions: Iterable[str], needed: str) -> bool:
@@ -281,17 +311,36 @@ class ImmichClient:
         return {name: {"statistics": q.get("jobCounts", {}), "isPaused": q.get("queueStatus", {}).get("isPaused")}
                 for name, q in data.items()}
 
+    def queue_statistics(self) -> Any:
+        """The raw answer of the queue endpoint this server's version offers: `GET /api/queues`
+        (`QueueResponseDto[]`, 2.4+) or the legacy `GET /api/jobs` (`QueuesResponseLegacyDto`).
+        `immich_remote.jobs.ml_queue_counts` reads either."""
+        permission = self.queue_read_permission
+        path = "/api/queues" if self.version().has_queues_api else "/api/jobs"
+        return self._expect_ok(self._request("GET", path, permission=permission), f"Reading job queues (GET {path})")
+
     def start_missing(self, queue: str) -> dict[str, Any]:
         """Queue the assets a job has not processed yet (the UI's "Missing"): `force: false`, always.
 
         `force: true` on faceDetection deletes every detected face and the people built on them;
         this client never sends it.
         """
-        if queue not in ML_QUEUES:
-            raise InputError(f"'{queue}' is not an ML queue; expected one of {', '.join(ML_QUEUES)}.")
-        body = {"command": "start", "force": False}
-        return self._expect_ok(self._request("PUT", f"/api/jobs/{queue}", json_body=body, permission="job.create"),
+        if queue not in ML_JOB_QUEUES:
+            raise InputError(f"'{queue}' is not an ML queue; expected one of {', '.join(ML_JOB_QUEUES)}.")
+        request = start_missing_request(queue)
+        return self._expect_ok(self._request(request.method, request.path, json_body=request.body,
+                                             permission=request.permission),
                                f"Starting missing {queue} jobs")
+
+    def set_queue_paused(self, queue: str, paused: bool) -> dict[str, Any]:
+        """Pause (jobs wait instead of running, and failing while no ML URL answers) or resume an ML
+        queue, through the endpoint the server's version offers (`queue_pause_request`)."""
+        if queue not in ML_JOB_QUEUES:
+            raise InputError(f"'{queue}' is not an ML queue; expected one of {', '.join(ML_JOB_QUEUES)}.")
+        request = queue_pause_request(self.version(), queue, paused)
+        return self._expect_ok(self._request(request.method, request.path, json_body=request.body,
+                                             permission=request.permission),
+                               f"{'Pausing' if paused else 'Resuming'} the {queue} queue")
 
 
 def with_ml_urls(config: dict[str, Any], urls: Sequence[str]) -> dict[str, Any]:
