@@ -18,14 +18,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .deployment import DEPLOY, RESTART, UNCHANGED, RemoteState, decide, parse_deployment
+from .deployment import DEPLOY, RESTART, UNCHANGED, RemoteState, parse_deployment
 from .errors import ImmichRemoteError, InputError, LockHeld, RemoteCommandError
 from .facts import HostFacts, probe_script, split_sections
-from .health import PingWatch, wait_serving
+from .health import GateResult, PingWatch, wait_serving
 from .hostcmd import (
     HostPaths,
     activate,
@@ -55,6 +56,7 @@ from .render import MANAGED_FILES, PROJECT_NAME, RenderedFile, Rendering, render
 from .rollout import Connections, HostResult
 from .snapshots import Snapshot, stamp, utc_now, who
 from .ssh import Remote
+from .steps import HostSteps, plan_steps
 from .versions import ImmichVersion
 
 
@@ -256,7 +258,12 @@ class Prepared:
     found: Probe
     report: HostReport
     rendering: Rendering
-    action: str
+    plan: HostSteps
+    executed: list[str] = field(default_factory=list)  # the steps run so far, in order
+
+    @property
+    def action(self) -> str:
+        return self.plan.action
 
     @property
     def base(self) -> dict[str, Any]:
@@ -289,12 +296,14 @@ def prepare_host(ctx: HostContext, host: Host) -> Prepared | HostResult:
         return checked
     remote, found, report = checked
     rendering = ctx.rendering_for(host, remote, found, report)
-    prepared = Prepared(host, remote, found, report, rendering, decide(rendering, found.remote))
+    plan = plan_steps(rendering, found.remote, ship_image=ctx.options.ship_image,
+                      warm_models=ctx.options.warm_models)
+    prepared = Prepared(host, remote, found, report, rendering, plan)
     if ctx.options.dry_run:
         return dry_run_result(prepared)
-    if prepared.action == UNCHANGED:
+    if plan.action == UNCHANGED:
         return HostResult(host.name, "unchanged", "same files, container serving", **prepared.base,
-                          duration=time.monotonic() - started)
+                          duration=time.monotonic() - started, details={"steps": []})
     return prepared
 
 
@@ -302,7 +311,10 @@ def stage_host(ctx: HostContext, prepared: Prepared) -> Prepared | HostResult:
     """Put the image on the host while the old container keeps serving; nothing else changes."""
     host = prepared.host
     try:
-        ensure_image(ctx, prepared.remote, prepared.rendering.image, lambda text: ctx.progress.step(host.name, text))
+        for step in prepared.plan.stage:  # the image: the only stage step
+            ensure_image(ctx, prepared.remote, prepared.rendering.image,
+                         lambda text: ctx.progress.step(host.name, text))
+            prepared.executed.append(step.name)
     except RemoteCommandError as exc:
         serving = prepared.found.remote.container is not None and prepared.found.remote.container.serving
         return HostResult(host.name, "failed", exc.message + ("; nothing was changed, the current container "
@@ -318,19 +330,14 @@ def prepare_and_stage(ctx: HostContext, host: Host) -> Prepared | HostResult:
 
 
 def swap_host(ctx: HostContext, prepared: Prepared) -> HostResult:
-    """Lock, record, upload, activate, `compose up`, gate; back to the previous release on failure."""
+    """Execute the host's swap steps in order (see steps.py); back to the previous release on failure."""
     started = time.monotonic()
-    host, remote = prepared.host, prepared.remote
-    step: Callable[[str], None] = lambda text: ctx.progress.step(host.name, text)  # noqa: E731
-    paths = HostPaths.for_dir(host.remote_dir)
     base = prepared.base
-    step("locking")
-    with HostLock(remote, paths, ctx.options.command, force=ctx.options.break_lock):
-        record_host(ctx, host, remote, paths, prepared.found)
-        result = apply(ctx, host, remote, paths, prepared.rendering, prepared.found, prepared.action, step)
+    result = Swap(ctx, prepared).run()
     result.image, result.backend, result.previous_image = base["image"], base["backend"], base["previous_image"]
     if result.status == "rolled-back":  # what runs now is the old image; say what was attempted
         result.details["attempted_image"], result.image = result.image, base["previous_image"]
+    result.details["steps"] = list(prepared.executed)
     result.duration = time.monotonic() - started
     return result
 
@@ -385,52 +392,113 @@ def state_record(current: str, previous: str | None, meta: dict[str, Any]) -> st
                        ("image", "version", "backend", "digest", "at", "by", "command", "tool")}})
 
 
-def apply(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, rendering: Rendering, found: Probe,
-          action: str, step: Callable[[str], None]) -> HostResult:
-    old_state = found.remote.state or {}
-    old_current = found.remote.current_release
-    if action == DEPLOY and old_current is None and found.remote.files:
-        # Files from a manual setup: keep them as a release so rollback can return to them.
-        old_current = f"{stamp()}-adopted"
-        remote.run(adopt_current(paths, old_current), what="keeping the existing files")
-        old_state = {"current": old_current, "previous": None, "image": found.remote.container.image
-                     if found.remote.container else None}
-    meta = release_meta(host, rendering, ctx.options.command)
-    release_id = old_current if action == RESTART and old_current else f"{stamp()}-{rendering.digest[:12]}"
-    previous = old_current if release_id != old_current else old_state.get("previous")
-    window: float | None = None
-    try:
-        if action == DEPLOY:
-            step("uploading")
-            upload_release(remote, paths, release_id, rendering, meta)
-        ensure_image(ctx, remote, rendering.image, step)  # a no-op when staged; rollback's target may lack it
-        step("starting")
-        with PingWatch(remote, host) as watch:
-            remote.run(activate(paths, release_id, state_record(release_id, previous, meta)),
-                       what="activating the files")
-            remote.run(compose_up(paths, recreate=action == RESTART), what="docker compose up")
-            step("waiting for /ping")
-            gate = wait_serving(remote, host, rendering.image, timeout=ctx.options.health_timeout, watch=watch)
-        window = watch.window()
-        failure = None if gate.ok else gate.detail
-        logs = gate.logs
-    except RemoteCommandError as exc:
-        failure, logs = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:]
-    if failure is None:
-        detail = gate.detail
-        if ctx.options.warm_models:
-            step("warming models")
+class Swap:
+    """One host's swap: runs the plan's swap steps in order, each recorded in `prepared.executed`.
+
+    The lock is held from the `lock` step to the end (rollback included). A failed step or gate
+    stops the plan and hands over to `roll_back`.
+    """
+
+    def __init__(self, ctx: HostContext, prepared: Prepared) -> None:
+        self.ctx, self.p = ctx, prepared
+        self.host, self.remote, self.rendering = prepared.host, prepared.remote, prepared.rendering
+        self.paths = HostPaths.for_dir(self.host.remote_dir)
+        state = prepared.found.remote
+        self.old_state: dict[str, Any] = state.state or {}
+        self.old_current = state.current_release
+        self.meta = release_meta(self.host, self.rendering, ctx.options.command)
+        restart = prepared.action == RESTART and self.old_current
+        self.release_id = self.old_current if restart else f"{stamp()}-{self.rendering.digest[:12]}"
+        self.previous = self.old_current if self.release_id != self.old_current else self.old_state.get("previous")
+        self.watch: PingWatch | None = None
+        self.gate: GateResult | None = None
+        self.window: float | None = None
+        self.detail = ""
+
+    def progress(self, text: str) -> None:
+        self.ctx.progress.step(self.host.name, text)
+
+    def run(self) -> HostResult:
+        with ExitStack() as stack:
+            self.stack = stack
+            failure, logs = None, ""
             try:
-                detail += f"; models loaded: {', '.join(warm_models(remote, host, ctx.immich_config))}"
-            except (RemoteCommandError, OSError, ValueError) as exc:  # the host serves; only the warm-up failed
-                detail += f"; warming the models failed ({getattr(exc, 'message', exc)}): the first jobs will load them"
-        remote.run(append_history(paths, json.dumps({**meta, "event": ctx.options.command, "release": release_id,
-                                                     "result": "ok", "window": window})), check=False, what="history")
-        remote.run(prune_releases(paths, [release_id, previous or ""]), check=False, what="pruning old releases")
-        status = {DEPLOY: "deployed", RESTART: "restarted"}[action]
-        return HostResult(host.name, status, detail, window=window, details={"release": release_id})
-    step("rolling back")
-    return roll_back(ctx, host, remote, paths, action, old_current, old_state, release_id, failure, logs, meta)
+                for step in self.p.plan.swap:
+                    getattr(self, f"do_{step.name}")()
+                    self.p.executed.append(step.name)
+                    if self.gate is not None and not self.gate.ok:
+                        failure, logs = self.gate.detail, self.gate.logs
+                        break
+            except RemoteCommandError as exc:
+                failure, logs = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:]
+            finally:
+                if self.watch is not None:
+                    self.watch.stop()
+            if failure is None:
+                status = {DEPLOY: "deployed", RESTART: "restarted"}[self.p.action]
+                return HostResult(self.host.name, status, self.detail, window=self.window,
+                                  details={"release": self.release_id})
+            self.progress("rolling back")
+            return roll_back(self.ctx, self.host, self.remote, self.paths, self.p.action, self.old_current,
+                             self.old_state, self.release_id, failure, logs, self.meta)
+
+    # --- the steps (names as in steps.py) ---------------------------------------------------------
+    def do_lock(self) -> None:
+        self.progress("locking")
+        self.stack.enter_context(HostLock(self.remote, self.paths, self.ctx.options.command,
+                                          force=self.ctx.options.break_lock))
+
+    def do_record(self) -> None:
+        record_host(self.ctx, self.host, self.remote, self.paths, self.p.found)
+
+    def do_adopt(self) -> None:
+        # Files from a manual setup: keep them as a release so rollback can return to them.
+        self.old_current = f"{stamp()}-adopted"
+        self.remote.run(adopt_current(self.paths, self.old_current), what="keeping the existing files")
+        container = self.p.found.remote.container
+        self.old_state = {"current": self.old_current, "previous": None,
+                          "image": container.image if container else None}
+        self.previous = self.old_current
+
+    def do_upload(self) -> None:
+        self.progress("uploading")
+        upload_release(self.remote, self.paths, self.release_id, self.rendering, self.meta)
+
+    def do_activate(self) -> None:
+        self.progress("starting")
+        self.watch = PingWatch(self.remote, self.host).__enter__()  # the window is measured from here
+        self.remote.run(activate(self.paths, self.release_id, state_record(self.release_id, self.previous, self.meta)),
+                        what="activating the files")
+
+    def do_up(self) -> None:
+        self.remote.run(compose_up(self.paths, recreate=self.p.action == RESTART), what="docker compose up")
+
+    def do_gate(self) -> None:
+        self.progress("waiting for /ping")
+        self.gate = wait_serving(self.remote, self.host, self.rendering.image,
+                                 timeout=self.ctx.options.health_timeout, watch=self.watch)
+        if self.watch is not None:
+            self.watch.stop()
+            self.window = self.watch.window()
+        self.detail = self.gate.detail
+
+    def do_warm(self) -> None:
+        self.progress("warming models")
+        try:
+            self.detail += f"; models loaded: {', '.join(warm_models(self.remote, self.host, self.ctx.immich_config))}"
+        except (RemoteCommandError, OSError, ValueError) as exc:  # the host serves; only the warm-up failed
+            self.detail += (f"; warming the models failed ({getattr(exc, 'message', exc)}): "
+                            "the first jobs will load them")
+
+    def do_history(self) -> None:
+        self.remote.run(append_history(self.paths, json.dumps({**self.meta, "event": self.ctx.options.command,
+                                                               "release": self.release_id, "result": "ok",
+                                                               "window": self.window})),
+                        check=False, what="history")
+
+    def do_prune(self) -> None:
+        self.remote.run(prune_releases(self.paths, [self.release_id, self.previous or ""]), check=False,
+                        what="pruning old releases")
 
 
 def roll_back(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, action: str, old_current: str | None,
@@ -477,8 +545,10 @@ def dry_run_result(prepared: Prepared) -> HostResult:
             if diff:
                 diffs[name] = diff
     words = {UNCHANGED: "no change", RESTART: "would start the container again", DEPLOY: "would deploy"}
-    return HostResult(prepared.host.name, "dry-run", words[action], **prepared.base,
-                      details={"action": action, "diff": diffs})
+    plan = prepared.plan
+    return HostResult(prepared.host.name, "dry-run", f"{words[action]}: {plan.reason}" if plan.steps else words[action],
+                      **prepared.base, details={"action": action, "diff": diffs, "steps": plan.names,
+                                                "plan": [s.to_data() for s in plan.steps]})
 
 
 # --- registration ----------------------------------------------------------------------------------------

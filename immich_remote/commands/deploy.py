@@ -210,6 +210,8 @@ def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot
     if dry_run:
         for r in results:
             out.line(f"{r.host}: {r.message}  ({r.previous_image or 'nothing running'} -> {r.image})", style="bold")
+            for number, step in enumerate(r.details.get("plan", []), 1):
+                out.line(f"  {number:2}. {step['name']:<8} {step['detail']}")
             for diff in r.details.get("diff", {}).values():
                 out.line(diff.rstrip("\n"))
     if title:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.sandbox import IMAGE, make_sandbox, ml_container
+from tests.integration.sandbox import IMAGE, inner, make_sandbox, ml_container
 from tests.testbed.immich_fake_ml import PredictionError
 
 pytestmark = pytest.mark.integration
@@ -122,6 +122,23 @@ def test_only_a_real_change_sends_a_write_request_to_immich(sandbox):
         sandbox.cli(*args)
         assert writes_since(sandbox.fake, mark) == [], f"`{' '.join(args)}` sent a write request"
         assert len(sandbox.fake.requests()) > mark  # it did talk to Immich (reads only)
+
+
+def steps_of(data) -> dict[str, list[str]]:
+    return {h["host"]: h["steps"] for h in data["hosts"]}
+
+
+def test_a_dry_run_lists_exactly_the_steps_the_run_then_executes(sandbox):
+    first_dry, first = sandbox.cli_json("deploy", "--dry-run"), sandbox.cli_json("deploy")
+    assert steps_of(first_dry) == steps_of(first) and "upload" in first["hosts"][0]["steps"]
+    sandbox.write_inventory(env={"MACHINE_LEARNING_MODEL_TTL": "600"})  # new files everywhere
+    change_dry, change = sandbox.cli_json("deploy", "--dry-run"), sandbox.cli_json("deploy")
+    assert steps_of(change_dry) == steps_of(change)
+    inner(sandbox.host_named("ml2"), "stop", ml_container(sandbox.host_named("ml2"))["Id"])  # one stopped container
+    start_dry, start = sandbox.cli_json("deploy", "--dry-run"), sandbox.cli_json("deploy")
+    assert steps_of(start_dry) == steps_of(start)
+    assert steps_of(start)["ml1"] == [] and "upload" not in steps_of(start)["ml2"] and "up" in steps_of(start)["ml2"]
+    assert [h["status"] for h in start["hosts"]] == ["unchanged", "restarted", "unchanged"]
 
 
 def test_dry_run_of_a_host_with_nothing_to_do_shows_no_diff(sandbox):

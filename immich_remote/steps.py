@@ -1,0 +1,95 @@
+"""The steps of one host's change, as data: decided from what the host should run (a Rendering) and
+what it has now (RemoteState), with nothing executed. `deploy --dry-run` prints them and deploy,
+upgrade and rollback execute exactly them, in this order (deploy.py); a run records the steps it
+executed, so the two can be compared.
+
+    image     pull (or ship) the image unless the host has it; runs while the old container serves
+    lock      take the host's lock (released when the swap ends, whatever happens)
+    record    save the host's files and state into the local snapshot
+    adopt     keep files from a manual setup as a release, so a rollback can return to them
+    upload    a new release directory (staging dir + rename)
+    activate  put the release's files in place (temp file + rename) and record it as current
+    up        `docker compose up -d` (recreating a stopped or broken container)
+    gate      wait for pong from the new container, running without restarts
+    warm      load the models Immich uses (--warm-models)
+    history   append the change to the host's history
+    prune     remove old releases (the current and the previous one stay)
+
+A failed gate leaves the plan: the host goes back to its previous release (deploy.roll_back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .deployment import DEPLOY, RESTART, UNCHANGED, RemoteState, decide
+from .render import Rendering
+
+STAGE_STEPS = frozenset({"image"})  # run for every host at once, before any host swaps
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    detail: str
+
+    def to_data(self) -> dict[str, str]:
+        return {"name": self.name, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class HostSteps:
+    """What one host needs: its action (unchanged, start, deploy), why, and the steps."""
+
+    action: str
+    reason: str
+    steps: tuple[Step, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    @property
+    def stage(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.name in STAGE_STEPS)
+
+    @property
+    def swap(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.name not in STAGE_STEPS)
+
+    def has(self, name: str) -> bool:
+        return name in self.names
+
+
+def plan_steps(rendering: Rendering, state: RemoteState, *, ship_image: bool = False,
+               warm_models: bool = False) -> HostSteps:
+    """Pure: the ordered steps that bring a host from `state` to `rendering` (none when unchanged)."""
+    action = decide(rendering, state)
+    container = state.container
+    if action == UNCHANGED:
+        return HostSteps(action, "same files, container serving the same image", ())
+    if action == DEPLOY:
+        reason = "new files" if state.files else "nothing deployed yet"
+    elif container is None:
+        reason = "same files, but no container"
+    elif container.image != rendering.image:
+        reason = f"same files, but the container runs {container.image}"
+    else:
+        reason = f"same files, but the container is {container.state}" + (
+            f" ({container.health})" if container.health else "")
+    steps = [Step("image", f"{'ship' if ship_image else 'pull'} {rendering.image} unless the host has it"),
+             Step("lock", "take the host's lock"),
+             Step("record", "save the host's files and state in the local snapshot")]
+    if action == DEPLOY and state.current_release is None and state.files:
+        steps.append(Step("adopt", "keep the files found on the host (a manual setup) as a release"))
+    if action == DEPLOY:
+        steps.append(Step("upload", f"new release {rendering.digest[:12]}: "
+                                    + ", ".join(f.name for f in rendering.files)))
+    steps.append(Step("activate", "put the release's files in place and record it as current"))
+    steps.append(Step("up", "docker compose up -d" + (" --force-recreate" if action == RESTART else "")))
+    steps.append(Step("gate", "wait until the new container answers /ping with pong, running without restarts"))
+    if warm_models:
+        steps.append(Step("warm", "load the models Immich uses"))
+    steps.append(Step("history", "append the change to the host's history"))
+    steps.append(Step("prune", "remove releases older than the previous one"))
+    return HostSteps(action, reason, tuple(steps))
