@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .render import SERVICE_NAME, Rendering
+from .names import SERVICE_NAME
 from .versions import tag_from_image
+
+if TYPE_CHECKING:
+    from .render import Rendering
 
 
 @dataclass

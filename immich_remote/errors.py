@@ -8,7 +8,6 @@ exits with the code; nothing below the CLI prints or exits on its own.
 from __future__ import annotations
 
 # Exit codes scripts can rely on (documented in README.md).
-EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed, a host failed, a version is behind
 EXIT_BAD_INPUT = 2  # the inventory, an option or an argument is wrong
 EXIT_CONFIG_LOCKED = 3  # Immich's config is managed by IMMICH_CONFIG_FILE; edit the file instead
@@ -46,10 +45,6 @@ class VersionError(InputError):
 
 class UnsupportedBackend(InputError):
     """An accelerator backend that does not exist for a host's CPU architecture."""
-
-
-class UnsafeExposure(InputError):
-    """The ML port would be reachable from places it must not be (public or unspecified bind)."""
 
 
 class SSHError(ImmichRemoteError):

@@ -3,7 +3,7 @@
 The probe prints sections (`@@ir:<name>@@` on a line of its own, then that command's output),
 so one round trip tells architecture, CPU flags, GPUs, devices, Docker, Compose, disk and ports.
 Each section is parsed by a small pure function, so real output captured on real machines
-(../shared/fixtures/host-probes) is tested byte for byte without a network.
+(tests/fixtures/host-probes) is tested byte for byte without a network.
 """
 
 from __future__ import annotations
@@ -12,16 +12,22 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .hostcmd import HostPaths, files_state, inspect_containers
-from .hwaccel import normalise_arch
+from .hostcmd import files_state, inspect_containers
+from .names import HostPaths
 
 MARK = "@@ir:"
+_ARCH_ALIASES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 # The commands are the same ones the fixture captures used, so fixture files parse as sections.
 _WHICH = ("docker", "nvidia-smi", "nvidia-ctk", "nvidia-container-cli", "nvidia-container-runtime",
           "nvidia-container-runtime-hook", "podman")
 _DEVICES = ("/dev/kfd", "/dev/mali0", "/dev/dxg")
 _FILES = ("/usr/lib/libmali.so", "/lib/firmware/mali_csffw.bin")
+
+
+def normalise_arch(machine: str) -> str | None:
+    """`uname -m` (x86_64, aarch64) or a Docker platform (amd64, arm64) -> amd64/arm64, else None."""
+    return _ARCH_ALIASES.get(machine.strip().lower())
 
 
 def probe_script(*, remote_dir: str) -> str:
@@ -288,7 +294,3 @@ class HostFacts:
         facts.identity = s.get("whoami", "").strip()
         facts.addresses = {a.split("/")[0] for a in s.get("addresses", "").split() if a}
         return facts
-
-    @classmethod
-    def from_probe_output(cls, output: str) -> HostFacts:
-        return cls.from_sections(split_sections(output))

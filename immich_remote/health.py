@@ -20,15 +20,15 @@ from dataclasses import dataclass
 
 from .deployment import ContainerState, parse_inspect
 from .errors import ImmichRemoteError
-from .hostcmd import HostPaths, compose_logs, inspect_containers, sh
+from .hostcmd import compose_logs, inspect_containers, sh
 from .inventory import Host
-from .render import SERVICE_NAME
+from .ml_api import ping
+from .names import SERVICE_NAME, HostPaths
 from .ssh import Remote
 
 BROKEN_AFTER = 10.0  # seconds of HTTP answers other than pong before the gate gives up early
 WATCH_INTERVAL = 0.1  # seconds between two /ping polls while a container is swapped
 INSPECT_EVERY = 1.0  # seconds between two `docker inspect` while /ping does not answer yet
-PING_TIMEOUT = 3.0
 
 
 @dataclass
@@ -38,17 +38,6 @@ class GateResult:
     seconds: float
     container: ContainerState | None = None
     logs: str = ""
-
-
-def ping(remote: Remote, host: Host, *, timeout: float = PING_TIMEOUT) -> tuple[bool, str]:
-    """(answered pong, what happened) for GET /ping on the host's bind address, from the host."""
-    try:
-        status, body = remote.http_get(host.bind_address, host.ml_port, "/ping", timeout=timeout)
-    except (OSError, ValueError, ImmichRemoteError) as exc:
-        return False, f"/ping: {getattr(exc, 'message', None) or exc or type(exc).__name__}"
-    if status == 200 and body.strip() == b"pong":
-        return True, "pong"
-    return False, f"/ping answered HTTP {status} {body[:60]!r}"
 
 
 class PingWatch:

@@ -1,76 +1,18 @@
 """What to run on a host: pure builders of command lines and small POSIX sh scripts.
 
 Nothing here executes anything (Kamal's `commands/` idea): each function returns the text that
-`ssh.Remote.run` will send, so the exact commands are unit-tested without a host.
-
-Layout of a host's project directory (default ~/immich-remote-ml):
-
-    docker-compose.yml, hwaccel.ml.yml     the active files; Compose runs from here
-    .immich-remote/releases/<id>/          every deployed file set, with release.json (kept: a few)
-    .immich-remote/state.json              {"current": <id>, "previous": <id>} for rollback
-    .immich-remote/lock/owner              present while a run holds the host (mkdir is atomic)
-    .immich-remote/history.jsonl           one JSON line per change
+`ssh.Remote.run` will send, so the exact commands are unit-tested without a host. The layout of a
+host's project directory (HostPaths) and the file and project names are in names.py.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from .render import COMPOSE_FILE, MANAGED_FILES, PROJECT_NAME
+from .names import MANAGED_FILES, PROJECT_NAME, STATE_DIRNAME, HostPaths, cache_volume_name
 
-STATE_DIRNAME = ".immich-remote"
 KEEP_RELEASES = 5
-
-
-def remote_path(remote_dir: str) -> str:
-    """`~/x` -> `x`: SSH commands and SFTP both start in the login directory, and a relative path
-    keeps `~` out of quoting trouble. Absolute and relative paths are kept."""
-    if remote_dir in ("~", "~/"):
-        return "."
-    if remote_dir.startswith("~/"):
-        return remote_dir[2:].rstrip("/") or "."
-    return remote_dir.rstrip("/") or "/"
-
-
-@dataclass(frozen=True)
-class HostPaths:
-    root: str
-
-    @classmethod
-    def for_dir(cls, remote_dir: str) -> HostPaths:
-        return cls(remote_path(remote_dir))
-
-    def join(self, *parts: str) -> str:
-        return "/".join([self.root, *parts])
-
-    @property
-    def state_dir(self) -> str:
-        return self.join(STATE_DIRNAME)
-
-    @property
-    def releases(self) -> str:
-        return self.join(STATE_DIRNAME, "releases")
-
-    def release(self, release_id: str) -> str:
-        return self.join(STATE_DIRNAME, "releases", release_id)
-
-    @property
-    def state_file(self) -> str:
-        return self.join(STATE_DIRNAME, "state.json")
-
-    @property
-    def lock(self) -> str:
-        return self.join(STATE_DIRNAME, "lock")
-
-    @property
-    def history(self) -> str:
-        return self.join(STATE_DIRNAME, "history.jsonl")
-
-    @property
-    def compose_file(self) -> str:
-        return self.join(COMPOSE_FILE)
 
 
 def sh(script: str) -> str:
@@ -124,11 +66,6 @@ def inspect_containers() -> str:
 
 def volume_remove(volume: str) -> list[str]:
     return ["docker", "volume", "rm", volume]
-
-
-def cache_volume_name(volume: str) -> str:
-    """The engine-side name of the model-cache volume (Compose prefixes the project name)."""
-    return f"{PROJECT_NAME}_{volume}"
 
 
 def cache_usage(volume_or_path: str) -> str:
@@ -219,8 +156,7 @@ def prune_releases(paths: HostPaths, keep: Sequence[str], newest: int = KEEP_REL
               f"case \" {keep_pattern} \" in *\" $r \"*) ;; *) rm -rf \"$r\";; esac; done")
 
 
-def remove_files(paths: HostPaths, *, purge_state: bool) -> str:
-    """After `compose down`: remove our files (and with purge_state, our records) from the directory."""
+def remove_files(paths: HostPaths) -> str:
+    """After `compose down`: remove our compose files from the directory (releases and history stay)."""
     files = " ".join(q(name) for name in MANAGED_FILES)
-    state = f" {STATE_DIRNAME}" if purge_state else ""
-    return sh(f"cd {q(paths.root)} 2>/dev/null || exit 0; rm -rf {files}{state}")
+    return sh(f"cd {q(paths.root)} 2>/dev/null || exit 0; rm -rf {files}")

@@ -45,14 +45,6 @@ ACCEL_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
 # `auto` tries these in order and takes the first usable one. CUDA first: Immich calls it the most reliable.
 AUTO_ORDER: tuple[str, ...] = ("cuda", "rocm", "openvino-wsl", "openvino", "rknn", "armnn", "cpu")
 
-_ARCH_ALIASES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def normalise_arch(machine: str) -> str | None:
-    """`uname -m` (x86_64, aarch64) or a Docker platform (amd64, arm64) -> amd64/arm64, else None."""
-    return _ARCH_ALIASES.get(machine.strip().lower())
-
-
 def backend(name: str) -> Backend:
     try:
         return BACKENDS[name]

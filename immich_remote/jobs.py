@@ -8,12 +8,15 @@
 - `throughput` / `eta` / `Rates`: jobs done per minute from the backlog's deltas between refreshes,
   and the time left at that rate.
 - `choose_queues`: command-line queue names checked against the ML queues and what the server has.
+- `QueuesReading`: one reading of the ML queues (with the rates measured up to it) and its JSON.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ImmichAPIError, InputError
@@ -195,3 +198,39 @@ def format_eta(seconds: float | None) -> str:
     if s < 86400:
         return f"{s // 3600}h {s % 3600 // 60:02d}m"
     return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+@dataclass
+class QueuesReading:
+    """One reading of the ML queues (and, in a watch, the rates measured up to it)."""
+
+    url: str
+    version: ImmichVersion
+    queues: dict[str, dict[str, Any]]
+    at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    rates: dict[str, dict[str, float | None]] | None = None
+    error: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return "/api/queues" if self.version.has_queues_api else "/api/jobs"
+
+    def server_data(self) -> dict[str, Any]:
+        return {"url": self.url, "version": str(self.version)}
+
+    def to_data(self) -> dict[str, Any]:
+        return {"server": self.server_data(), "queues": {name: dict(c) for name, c in self.queues.items()}}
+
+    def to_watch_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"at": self.at, **self.to_data()}
+        for name, counts in data["queues"].items():
+            rate = (self.rates or {}).get(name, {})
+            counts["throughputPerMinute"] = _rounded(rate.get("throughput"))
+            counts["etaSeconds"] = _rounded(rate.get("eta"))
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

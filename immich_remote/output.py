@@ -47,10 +47,6 @@ class Output:
         if not self.quiet:
             self.err.print(Text(text, style="dim"))
 
-    def debug(self, text: str) -> None:
-        if self.verbose:
-            self.err.print(Text(text, style="dim"))
-
     def warn(self, text: str) -> None:
         self.err.print(Text("warning: ", style="bold yellow") + Text(text))
 

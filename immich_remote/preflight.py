@@ -13,7 +13,7 @@ from .compat import major_upgrade_blockers, running_version
 from .deployment import RemoteState
 from .errors import ConfigLocked, ImmichAPIError, ImmichRemoteError, UnsupportedBackend
 from .facts import HostFacts
-from .hwaccel import Choice, check_platform, choose
+from .hwaccel import check_platform, choose
 from .immich_api import ImmichClient
 from .inventory import Host
 from .urls import classify_address
@@ -30,7 +30,6 @@ class HostReport:
     host: str
     checks: list[Check]
     backend: str | None = None
-    choice: Choice | None = None
 
     @property
     def ok(self) -> bool:
@@ -89,7 +88,7 @@ def host_checks(host: Host, facts: HostFacts, remote: RemoteState, version: Immi
         if host.accel != "auto" and facts.arch:
             check_platform(host.accel, facts.arch, host=host.name)
         choice = choose(host.accel, facts, host=host.name)
-        report.backend, report.choice = choice.backend, choice
+        report.backend = choice.backend
         add(Check("accel", PASS, f"{choice.backend}: {choice.reason}"))
     except UnsupportedBackend as exc:
         add(Check("accel", FAIL, exc.message.split(": ", 1)[-1], exc.hint or ""))

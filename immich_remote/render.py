@@ -16,13 +16,8 @@ import jinja2
 
 from .hwaccel import BACKENDS, Backend, check_platform, image_ref
 from .inventory import Host
+from .names import COMPOSE_FILE, OVERLAY_FILE, PROJECT_NAME
 from .versions import ImmichVersion
-
-COMPOSE_FILE = "docker-compose.yml"
-OVERLAY_FILE = "hwaccel.ml.yml"
-MANAGED_FILES = (COMPOSE_FILE, OVERLAY_FILE)  # every file immich-remote may own in a host's directory
-PROJECT_NAME = "immich_remote_ml"
-SERVICE_NAME = "immich-machine-learning"
 
 
 def template_dir() -> Path:

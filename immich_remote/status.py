@@ -13,9 +13,10 @@ import httpx
 from .deployment import ContainerState, RemoteState, parse_deployment
 from .errors import ImmichRemoteError
 from .facts import sections_script, split_sections
-from .hostcmd import HostPaths, cache_usage, files_state, inspect_containers, sh
+from .hostcmd import cache_usage, files_state, inspect_containers, sh
 from .immich_api import ImmichClient
 from .inventory import Host, Inventory
+from .names import HostPaths
 from .rollout import Connections, HostResult, run_hosts
 from .urls import url_key
 from .versions import ImmichVersion

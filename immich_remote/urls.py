@@ -47,14 +47,6 @@ def classify_address(address: str) -> str:
     return "public"
 
 
-PRIVATE_KINDS = {"loopback", "private", "ula", "cgnat", "link-local"}
-
-
-def is_private_address(address: str) -> bool:
-    """True for addresses that cannot be reached from the internet (RFC 1918, ULA, CGNAT/Tailscale, loopback)."""
-    return classify_address(address) in PRIVATE_KINDS
-
-
 def host_for_url(address: str) -> str:
     """Bracket an IPv6 literal for use in a URL."""
     ip = parse_ip(address)

@@ -5,22 +5,59 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..deploy import probe
+import click
+
+from ..app import App, pass_app
 from ..errors import EXIT_FAILED, ImmichRemoteError
-from ..immich_api import ImmichClient
-from ..inventory import Host
-from ..preflight import FAIL, PASS, WARN, Check, HostReport, host_checks, immich_checks
-from ..rollout import Connections, HostResult, run_hosts
-from ..ssh import Remote
-from ..versions import ImmichVersion
-from .report import print_checks
+from ..options import HOSTS_ARG, allow_public_option, json_option, parallel_option, server_version_option
 
 if TYPE_CHECKING:
-    from ..cli import App
+    from ..inventory import Host
+    from ..preflight import HostReport
+    from ..rollout import HostResult
+    from ..ssh import Remote
+
+
+@click.command()
+@HOSTS_ARG
+@server_version_option
+@allow_public_option
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def check(ctx: click.Context, app: App, host_names: tuple[str, ...], server_version: str | None, allow_public: bool,
+          parallel: int | None) -> None:
+    """Preflight: can each host run the ML container, and may the key change Immich's settings?
+
+    Per host: SSH and host key, Docker and Compose v2, CPU architecture, free disk, the
+    accelerator really usable (accel: auto picks the best and says why), the ML port free or
+    ours, the bind address private. On the Immich side: reachable, version, API key and its
+    permissions, config not locked by a config file. With immich.ssh_host, each ML URL is also
+    tried from the Immich server's own host. Nothing is changed.
+
+    \b
+    Example:
+      immich-remote check
+      immich-remote --limit gpus check --json
+    Exit 0 when everything passes (warnings allowed), 1 when a check fails, 2 on bad input.
+    """
+    ctx.exit(check_command(app, host_names, server_version=server_version, allow_public=allow_public,
+                           parallel=parallel))
+
+
+COMMANDS = (check,)
 
 
 def check_command(app: App, names: tuple[str, ...], *, server_version: str | None, allow_public: bool,
                   parallel: int | None) -> int:
+    from ..deploy import probe
+    from ..immich_api import ImmichClient
+    from ..preflight import FAIL, PASS, Check, HostReport, host_checks, immich_checks
+    from ..rollout import Connections, HostResult, run_hosts
+    from ..versions import ImmichVersion
+    from .report import print_checks
+
     inv = app.inventory
     hosts = app.hosts(names)
     pinned = ImmichVersion.parse(server_version) if server_version else None
@@ -65,6 +102,8 @@ def check_command(app: App, names: tuple[str, ...], *, server_version: str | Non
 
 def reachability(server: Remote, hosts: list[Host], reports: dict[str, HostReport]) -> None:
     """From the Immich server's own host, can each ML URL be reached? That is the path that matters."""
+    from ..preflight import FAIL, PASS, WARN, Check
+
     try:
         server.connect()
     except ImmichRemoteError as exc:

@@ -2,17 +2,58 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import click
 
+from ..app import App, pass_app
 from ..errors import EXIT_CONFIG_LOCKED, ImmichRemoteError
-from ..immich_api import ImmichClient, config_file_snippet, with_ml_urls
-from ..snapshots import find_snapshot, list_snapshots, new_snapshot, state_root
+from ..options import json_option
 
-if TYPE_CHECKING:
-    from ..cli import App
+
+@click.group("config")
+def config_group() -> None:
+    """Immich's ML settings as recorded before each change."""
+
+
+@config_group.command("snapshots")
+@json_option
+@pass_app
+def config_snapshots(app: App) -> None:
+    """List the snapshots recorded before each change (newest last).
+
+    \b
+    Example:
+      immich-remote config snapshots
+    """
+    snapshots_command(app)
+
+
+@config_group.command("restore")
+@click.argument("snapshot", required=False)
+@click.option("--all", "whole", is_flag=True, help="Restore the WHOLE recorded config, not only the ML URLs.")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would change.")
+@json_option
+@pass_app
+@click.pass_context
+def config_restore(ctx: click.Context, app: App, snapshot: str | None, whole: bool, dry_run: bool) -> None:
+    """Put Immich's ML URL list back as recorded in SNAPSHOT (default: the newest).
+
+    Only machineLearning.urls changes unless --all. The current config is recorded first, so a
+    restore can itself be undone.
+
+    \b
+    Example:
+      immich-remote config restore                # newest snapshot
+      immich-remote config restore 20261127T1015  # by (unique prefix of) name
+    """
+    ctx.exit(restore_command(app, snapshot, whole=whole, dry_run=dry_run))
+
+
+COMMANDS = (config_group,)
 
 
 def snapshots_command(app: App) -> None:
+    from ..snapshots import list_snapshots, state_root
+
     rows = []
     for snap in list_snapshots(app.inventory):
         meta = snap.meta
@@ -33,6 +74,10 @@ def snapshots_command(app: App) -> None:
 
 def restore_command(app: App, name: str | None, *, whole: bool, dry_run: bool) -> int:
     """Put back the ML URL list recorded in a snapshot (the whole config only with --all)."""
+    from ..immich_api import ImmichClient
+    from ..immich_config import config_file_snippet, with_ml_urls
+    from ..snapshots import find_snapshot, new_snapshot
+
     snap = find_snapshot(app.inventory, name, with_file="immich-config.json")
     recorded = snap.read_json("immich-config.json")
     with ImmichClient(app.inventory.immich) as client:

@@ -1,7 +1,8 @@
 """`immich-remote deploy`: preflight, deploy every host in parallel, register the healthy ones.
 
-The steps shared with `upgrade` and `rollback` live here too: the Immich preflight, the snapshot,
-running a per-host procedure with live progress, and registering the result in Immich.
+The steps shared with `upgrade`, `rollback` and `remove` live here too: the Immich preflight, the
+snapshot, running a per-host procedure with live progress, and registering the result in Immich.
+The modules that do the work are imported inside the functions, so loading the CLI stays fast.
 """
 
 from __future__ import annotations
@@ -10,20 +11,80 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..deploy import DeployOptions, HostContext, ok_hosts, prepare_and_stage, register, swap_host
+import click
+
+from ..app import App, pass_app
 from ..errors import EXIT_CONFIG_LOCKED, EXIT_FAILED, EXIT_INTERRUPTED, ImmichRemoteError, InputError
-from ..immich_api import ML_QUEUES, ImmichClient, config_file_snippet
-from ..inventory import Host
-from ..plan import desired_urls
-from ..preflight import FAIL, ImmichReport, immich_checks
-from ..progress import Progress
-from ..rollout import Connections, HostResult, Rollout, canary_rollout, run_hosts, url_order
-from ..snapshots import Snapshot, new_snapshot
-from ..versions import ImmichVersion
-from .report import print_checks, print_results
+from ..options import (
+    HOSTS_ARG,
+    allow_public_option,
+    break_lock_option,
+    health_timeout_option,
+    json_option,
+    max_fail_option,
+    parallel_option,
+    remote_only_option,
+    server_version_option,
+    ship_image_option,
+)
 
 if TYPE_CHECKING:
-    from ..cli import App
+    from ..deploy import DeployOptions, HostContext
+    from ..immich_api import ImmichClient
+    from ..inventory import Host
+    from ..preflight import ImmichReport
+    from ..progress import Progress
+    from ..rollout import Connections, HostResult, Rollout
+    from ..snapshots import Snapshot
+    from ..versions import ImmichVersion
+
+
+@click.command()
+@HOSTS_ARG
+@server_version_option
+@click.option("--dry-run", "-n", is_flag=True, help="Show the file diffs, image change and URL list; change nothing.")
+@parallel_option
+@max_fail_option
+@allow_public_option
+@remote_only_option
+@break_lock_option
+@ship_image_option
+@click.option("--warm-models", is_flag=True, help="After the health check, load the models Immich uses.")
+@click.option("--run-missing", is_flag=True, help="After registering, start the ML jobs for missing assets "
+              "(force: false; never re-runs everything).")
+@health_timeout_option
+@json_option
+@pass_app
+@click.pass_context
+def deploy(ctx: click.Context, app: App, host_names: tuple[str, ...], server_version: str | None, dry_run: bool,
+           parallel: int | None, max_fail: int, allow_public: bool, remote_only: bool, break_lock: bool,
+           ship_image: bool, warm_models: bool, run_missing: bool, health_timeout: float | None) -> None:
+    """Deploy the ML container to the hosts and register them in Immich ahead of the local ML.
+
+    Each host: preflight, lock, record the current state, upload a new release, pull the
+    version-matched image while the old container keeps serving, `docker compose up -d`, and a
+    health gate (container healthy AND /ping == pong). A host that fails is rolled back to what
+    it ran before; the others carry on. Then Immich's machineLearning.urls becomes: remote hosts
+    by priority, then the local URL as fallback. Nothing else in Immich's config changes. A
+    second run with nothing changed touches nothing.
+
+    \b
+    Examples:
+      immich-remote deploy --dry-run          # diffs and URL list, no change
+      immich-remote deploy
+      immich-remote deploy gpu-box --warm-models --run-missing
+      immich-remote --limit gpus deploy --parallel 2 --max-fail 1
+    Exit 0 all hosts fine, 1 a host failed, 2 bad input, 3 config locked by IMMICH_CONFIG_FILE.
+    """
+    from ..deploy import DeployOptions
+
+    options = DeployOptions(dry_run=dry_run, allow_public=allow_public, break_lock=break_lock, ship_image=ship_image,
+                            warm_models=warm_models, health_timeout=health_timeout)
+    ctx.exit(deploy_command(app, host_names, server_version=server_version, options=options, parallel=parallel,
+                            max_fail=max_fail, remote_only=remote_only, run_missing=run_missing))
+
+
+COMMANDS = (deploy,)
 
 REMOTE_ONLY_COST = ("remote-only drops the local ML URL: while the remote hosts are down, Smart Search, Face "
                     "Detection and OCR jobs FAIL (they are not retried; rerun 'Missing' afterwards), and "
@@ -42,6 +103,9 @@ def confirm_fallback(app: App, remote_only: bool) -> None:
 def immich_preflight(app: App, client: ImmichClient, *, pinned: ImmichVersion | None = None,
                      need_jobs: bool = False) -> ImmichReport:
     """The Immich-side checks; any failure stops the command before a host is touched."""
+    from ..preflight import FAIL, immich_checks
+    from .report import print_checks
+
     immich = immich_checks(client, pinned=pinned, need_jobs=need_jobs)
     if not immich.ok or immich.version is None or immich.config is None:
         if not app.json:
@@ -53,6 +117,8 @@ def immich_preflight(app: App, client: ImmichClient, *, pinned: ImmichVersion | 
 
 
 def start_snapshot(app: App, command: str, immich: ImmichReport, hosts: Sequence[Host]) -> Snapshot:
+    from ..snapshots import new_snapshot
+
     snapshot = new_snapshot(app.inventory, command)
     snapshot.write_json("immich-config.json", immich.config)
     snapshot.update_meta(server_version=immich.version.tag if immich.version else None,
@@ -63,6 +129,9 @@ def start_snapshot(app: App, command: str, immich: ImmichReport, hosts: Sequence
 def run_procedure(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections, Progress], HostContext],
                   procedure: Callable[[HostContext, Host], HostResult], *, parallel: int | None,
                   max_fail: int | None = None, title: str = "") -> list[HostResult]:
+    from ..progress import Progress
+    from ..rollout import Connections, run_hosts
+
     with Connections(app.inventory) as connections, Progress(
             [h.name for h in hosts], enabled=not app.json or app.out.verbose > 0, title=title) as progress:
         ctx = ctx_factory(connections, progress)
@@ -71,6 +140,8 @@ def run_procedure(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connec
 
 def planned_urls(app: App, immich: ImmichReport, hosts: Sequence[Host]) -> list[str]:
     """Immich's URL list once these hosts are registered: the order results are shown in."""
+    from ..plan import desired_urls
+
     return desired_urls(app.inventory, current=list(immich.config["machineLearning"]["urls"]), registered=hosts)
 
 
@@ -78,6 +149,10 @@ def roll_out(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections
              urls: Sequence[str], command: str, batch: int | None, max_fail: int | None,
              parallel: int | None, server_moved: Callable[[], str | None] | None = None) -> Rollout:
     """Deploy and upgrade: stage every host, swap a canary, then the rest; results in Immich's URL order."""
+    from ..deploy import prepare_and_stage, swap_host
+    from ..progress import Progress
+    from ..rollout import Connections, Rollout, canary_rollout, url_order
+
     shown = url_order(hosts, urls)
     with Connections(app.inventory) as connections, Progress(
             [h.name for h in shown], enabled=not app.json or app.out.verbose > 0) as progress:
@@ -119,6 +194,10 @@ def register_hosts(app: App, client: ImmichClient, immich: ImmichReport, good: S
                    snapshot: Snapshot | None, dry_run: bool = False, removed: Sequence[Host] = (),
                    restore_local: bool = False) -> tuple[dict[str, Any], int]:
     """Put the healthy hosts into Immich's URL list (only if it changes). Returns (report data, exit code)."""
+    from ..deploy import register
+    from ..immich_config import config_file_snippet
+    from ..plan import desired_urls
+
     inv = app.inventory
     urls_before = list(immich.config["machineLearning"]["urls"])
 
@@ -165,6 +244,10 @@ def close_snapshot(snapshot: Snapshot, results: Sequence[HostResult], immich_dat
 
 def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | None, options: DeployOptions,
                    parallel: int | None, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
+    from ..deploy import HostContext, ok_hosts
+    from ..immich_api import ML_QUEUES, ImmichClient
+    from ..versions import ImmichVersion
+
     inv = app.inventory
     hosts = app.hosts(names)
     confirm_fallback(app, remote_only)
@@ -198,6 +281,8 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
 
 def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot_path: Path | None, *,
            dry_run: bool = False, title: str = "", canary: str | None = None) -> None:
+    from .report import print_results
+
     if app.json:
         counts: dict[str, int] = {}
         for r in results:

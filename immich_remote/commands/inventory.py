@@ -1,16 +1,40 @@
-"""`immich-remote inventory check`: parse, validate and show the resolved inventory."""
+"""`immich-remote inventory check` (alias `validate`): parse, validate and show the resolved inventory."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import click
 
-from ..plan import exposure_warnings, ssh_target
+from ..app import App, pass_app
+from ..options import json_option
 
-if TYPE_CHECKING:
-    from ..cli import App
+
+@click.group("inventory")
+def inventory_group() -> None:
+    """Inspect the inventory."""
+
+
+@inventory_group.command("check")
+@json_option
+@pass_app
+def inventory_check(app: App) -> None:
+    """Parse and validate the inventory, and show every host with its resolved settings.
+
+    \b
+    Example:
+      immich-remote -i inventory/example-fleet.yml inventory check
+    Exit 0 when valid, 2 with the file, line and key of the first problem otherwise.
+    """
+    inventory_report(app)
+
+
+inventory_group.add_command(inventory_check, "validate")
+
+COMMANDS = (inventory_group,)
 
 
 def inventory_report(app: App) -> None:
+    from ..plan import exposure_warnings, ssh_target
+
     inv = app.inventory
     hosts = app.hosts()
     warnings = {h.name: exposure_warnings(h) for h in hosts}

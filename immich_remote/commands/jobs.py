@@ -8,74 +8,135 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+import click
 
-from ..errors import EXIT_FAILED, ImmichAPIError, ImmichPermissionError
-from ..immich_api import ML_JOB_QUEUES, ImmichClient, queue_pause_request, start_missing_request
-from ..jobs import (
-    COUNT_KEYS,
-    Rates,
-    check_queue_names,
-    choose_queues,
-    enabled_ml_queues,
-    format_eta,
-    format_rate,
-    ml_queue_counts,
-)
-from ..versions import ImmichVersion
+from ..app import App, pass_app
+from ..errors import EXIT_FAILED, ImmichAPIError, ImmichPermissionError, InputError
+from ..options import json_option
 
 if TYPE_CHECKING:
-    from ..cli import App
+    from rich.console import Group
+    from rich.text import Text
+
+    from ..immich_api import ImmichClient
+    from ..jobs import QueuesReading
+    from ..versions import ImmichVersion
 
 # Indirections the tests replace to drive a watch without waiting.
 _clock = time.monotonic
 _sleep = time.sleep
 
 
-@dataclass
-class QueuesReading:
-    """One reading of the ML queues (and, in a watch, the rates measured up to it)."""
-
-    url: str
-    version: ImmichVersion
-    queues: dict[str, dict[str, Any]]
-    at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    rates: dict[str, dict[str, float | None]] | None = None
-    error: str | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return "/api/queues" if self.version.has_queues_api else "/api/jobs"
-
-    def server_data(self) -> dict[str, Any]:
-        return {"url": self.url, "version": str(self.version)}
-
-    def to_data(self) -> dict[str, Any]:
-        return {"server": self.server_data(), "queues": {name: dict(c) for name, c in self.queues.items()}}
-
-    def to_watch_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"at": self.at, **self.to_data()}
-        for name, counts in data["queues"].items():
-            rate = (self.rates or {}).get(name, {})
-            counts["throughputPerMinute"] = _rounded(rate.get("throughput"))
-            counts["etaSeconds"] = _rounded(rate.get("eta"))
-        if self.error:
-            data["error"] = self.error
-        return data
+def _complete_queues(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from ..immich_api import ML_JOB_QUEUES
+    return [q for q in ML_JOB_QUEUES if q.startswith(incomplete)]
 
 
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+QUEUES_ARG = click.argument("queues", metavar="[QUEUE]...", nargs=-1, shell_complete=_complete_queues)
+
+
+@click.group("jobs", invoke_without_command=True)
+@click.option("--watch", "-w", metavar="[SECONDS]", type=click.FloatRange(min=0.5), is_flag=False, flag_value=5.0,
+              default=None, help="Refresh every SECONDS (default 5) until Ctrl-C, with jobs done per minute and "
+              "an ETA per queue. With --json: one JSON object per line.")
+@json_option
+@pass_app
+@click.pass_context
+def jobs_group(ctx: click.Context, app: App, watch: float | None) -> None:
+    """Immich's ML job queues: counts, and (subcommands) run-missing, pause, resume.
+
+    Without a subcommand: the ML queues the server has (smartSearch, faceDetection,
+    facialRecognition, duplicateDetection, ocr) with their active, waiting, delayed, failed and
+    paused counts and whether each queue is paused, read with GET only (/api/queues from Immich
+    2.4, /api/jobs before; the key needs queue.read, or job.read before 2.4).
+
+    \b
+    Examples:
+      immich-remote jobs
+      immich-remote jobs --watch          # during a big import: rate and ETA, every 5 s
+      immich-remote jobs --watch 30 --json
+    """
+    if ctx.invoked_subcommand is not None:
+        if watch is not None:
+            raise InputError("--watch is for the queue table: `immich-remote jobs --watch`, without a subcommand.")
+        return
+    ctx.exit(jobs_command(app, watch=watch))
+
+
+@jobs_group.command("run-missing")
+@QUEUES_ARG
+@json_option
+@pass_app
+@click.pass_context
+def jobs_run_missing(ctx: click.Context, app: App, queues: tuple[str, ...]) -> None:
+    """Queue the assets the ML jobs have not processed yet (Immich's "Missing" button).
+
+    Sends PUT /api/jobs/QUEUE {"command": "start", "force": false} to each queue; never
+    force: true (that re-processes everything, and on faceDetection deletes the detected faces).
+    Default: the ML queues whose feature is enabled in Immich's settings (smartSearch: clip;
+    faceDetection and facialRecognition: facialRecognition; duplicateDetection: clip and
+    duplicateDetection; ocr: ocr; all need machineLearning.enabled). A queue with active jobs
+    refuses the start and is reported as already running. The key needs job.create, the
+    queue-read permission, and (for the default list) the config-read permission.
+
+    \b
+    Examples:
+      immich-remote jobs run-missing                # after ML was down: the enabled queues
+      immich-remote jobs run-missing smartSearch ocr --json
+    Exit 0 when every queue was started (or is already running), 1 when the server refused one.
+    """
+    ctx.exit(run_missing_command(app, queues))
+
+
+@jobs_group.command("pause")
+@QUEUES_ARG
+@json_option
+@pass_app
+@click.pass_context
+def jobs_pause(ctx: click.Context, app: App, queues: tuple[str, ...]) -> None:
+    """Pause ML queues (default: all the server has): their jobs wait instead of running.
+
+    While no ML URL answers, Immich fails ML jobs rather than keeping them; a paused queue keeps
+    them waiting. Sends PUT /api/queues/QUEUE {"isPaused": true} (key: queue.update) on Immich
+    2.4+, PUT /api/jobs/QUEUE {"command": "pause"} (key: job.create) before.
+
+    \b
+    Examples:
+      immich-remote jobs pause                      # before taking the ML host down
+      immich-remote jobs pause smartSearch --json
+    """
+    ctx.exit(pause_command(app, queues, paused=True))
+
+
+@jobs_group.command("resume")
+@QUEUES_ARG
+@json_option
+@pass_app
+@click.pass_context
+def jobs_resume(ctx: click.Context, app: App, queues: tuple[str, ...]) -> None:
+    """Resume paused ML queues (default: all the server has).
+
+    Sends PUT /api/queues/QUEUE {"isPaused": false} (key: queue.update) on Immich 2.4+,
+    PUT /api/jobs/QUEUE {"command": "resume"} (key: job.create) before.
+
+    \b
+    Examples:
+      immich-remote jobs resume                     # the ML host is back
+      immich-remote jobs resume faceDetection --json
+    """
+    ctx.exit(pause_command(app, queues, paused=False))
+
+
+COMMANDS = (jobs_group,)
 
 
 def read_queues(client: ImmichClient) -> QueuesReading:
+    from ..jobs import QueuesReading, ml_queue_counts
+
     version = client.version()
     return QueuesReading(client.server.url, version, ml_queue_counts(client.queue_statistics(), version))
 
@@ -83,6 +144,8 @@ def read_queues(client: ImmichClient) -> QueuesReading:
 # --- jobs [--watch] --------------------------------------------------------------------------------
 
 def jobs_command(app: App, *, watch: float | None) -> int:
+    from ..immich_api import ImmichClient
+
     with ImmichClient(app.inventory.immich) as client:
         if watch is not None:
             return _watch(app, client, watch)
@@ -98,6 +161,10 @@ def _watch(app: App, client: ImmichClient, interval: float) -> int:
     """Refresh every `interval` seconds until Ctrl-C: rich Live on a terminal, a table (or, with
     --json, one JSON object per line) per refresh otherwise. A failed refresh keeps the last numbers
     on screen with the error; only the first reading, or a missing permission, ends the watch."""
+    from rich.live import Live
+
+    from ..jobs import Rates
+
     window = max(60.0, 3 * interval)
     rates = Rates(window=window)
     last: QueuesReading | None = None
@@ -145,6 +212,8 @@ def _forget_version(client: ImmichClient) -> None:
 
 
 def _state(counts: dict[str, Any]) -> Text:
+    from rich.text import Text
+
     if counts["isPaused"]:
         return Text("paused", style="yellow")
     if counts["active"]:
@@ -155,6 +224,12 @@ def _state(counts: dict[str, Any]) -> Text:
 
 
 def render(reading: QueuesReading, footer: str = "") -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..jobs import COUNT_KEYS, format_eta, format_rate
+
     watching = reading.rates is not None
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("queue")
@@ -195,6 +270,9 @@ def render(reading: QueuesReading, footer: str = "") -> Group:
 
 def run_missing_command(app: App, names: tuple[str, ...]) -> int:
     """`{"command": "start", "force": false}` to the named ML queues, or to those enabled in the config."""
+    from ..immich_api import ML_JOB_QUEUES, ImmichClient, start_missing_request
+    from ..jobs import check_queue_names, choose_queues, enabled_ml_queues
+
     check_queue_names(names)
     with ImmichClient(app.inventory.immich) as client:
         reading = read_queues(client)
@@ -253,6 +331,9 @@ def _result_text(entry: dict[str, Any]) -> str:
 
 def pause_command(app: App, names: tuple[str, ...], *, paused: bool) -> int:
     """Pause or resume the named ML queues (default: every ML queue the server has)."""
+    from ..immich_api import ImmichClient, queue_pause_request
+    from ..jobs import check_queue_names, choose_queues
+
     check_queue_names(names)
     verb = "pause" if paused else "resume"
     with ImmichClient(app.inventory.immich) as client:

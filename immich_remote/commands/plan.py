@@ -6,17 +6,60 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
+from ..app import App, pass_app
 from ..errors import ImmichAPIError, InputError
-from ..immich_api import ImmichClient
-from ..plan import plan_host, plan_offline
-from ..versions import ImmichVersion
+from ..options import HOSTS_ARG, json_option, server_version_option
 
 if TYPE_CHECKING:
-    from ..cli import App
+    from ..versions import ImmichVersion
+
+
+@click.command()
+@HOSTS_ARG
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Write DIR/<host>/docker-compose.yml (and hwaccel.ml.yml).")
+@server_version_option
+@json_option
+@pass_app
+def render(app: App, host_names: tuple[str, ...], out_dir: Path, server_version: str | None) -> None:
+    """Write the files each host would get, without touching any host.
+
+    \b
+    Example:
+      immich-remote render --server-version 2.7.5 --out rendered/
+      immich-remote render gpu-box --out rendered/     # version from the Immich server
+    """
+    render_command(app, host_names, out_dir, server_version)
+
+
+@click.command()
+@HOSTS_ARG
+@server_version_option
+@json_option
+@pass_app
+def plan(app: App, host_names: tuple[str, ...], server_version: str | None) -> None:
+    """Show what a deploy would do: image, backend, files with hashes, and Immich's URL list.
+
+    Offline with --server-version; otherwise the version (and, when an API key is available,
+    the current URL list) come from the Immich server. Nothing is changed anywhere.
+
+    \b
+    Example:
+      immich-remote plan --server-version 2.7.5 --json
+    """
+    plan_command(app, host_names, server_version)
+
+
+COMMANDS = (render, plan)
 
 
 def resolve_version(app: App, server_version: str | None) -> ImmichVersion:
     """`--server-version` when given, else the Immich server's own version (a public endpoint)."""
+    from ..immich_api import ImmichClient
+    from ..versions import ImmichVersion
+
     if server_version:
         return ImmichVersion.parse(server_version)
     with ImmichClient(app.inventory.immich, api_key="") as client:
@@ -28,6 +71,8 @@ def resolve_version(app: App, server_version: str | None) -> ImmichVersion:
 
 
 def render_command(app: App, host_names: tuple[str, ...], out_dir: Path, server_version: str | None) -> None:
+    from ..plan import plan_host
+
     version = resolve_version(app, server_version)
     written = []
     for host in app.hosts(host_names):
@@ -51,6 +96,8 @@ def render_command(app: App, host_names: tuple[str, ...], out_dir: Path, server_
 
 def read_current_urls(app: App) -> list[str] | None:
     """Immich's current URL list, or None when no API key is available (plan stays offline)."""
+    from ..immich_api import ImmichClient
+
     server = app.inventory.immich
     if not (server.api_key_file or server.api_key_command or os.environ.get(server.api_key_env or "")):
         return None
@@ -63,6 +110,8 @@ def read_current_urls(app: App) -> list[str] | None:
 
 
 def plan_command(app: App, host_names: tuple[str, ...], server_version: str | None) -> None:
+    from ..plan import plan_offline
+
     hosts = app.hosts(host_names)
     version = resolve_version(app, server_version)
     current = None if server_version else read_current_urls(app)

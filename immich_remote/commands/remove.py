@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import click
 
-from ..deploy import DeployOptions, HostContext, remove_host
+from ..app import App, pass_app
 from ..errors import EXIT_FAILED, InputError
-from ..immich_api import ImmichClient
-from ..versions import ImmichVersion
-from .deploy import immich_preflight, register_hosts, report, run_procedure, start_snapshot
+from ..options import HOSTS_ARG, break_lock_option, json_option, parallel_option
 
-if TYPE_CHECKING:
-    from ..cli import App
+
+@click.command()
+@HOSTS_ARG
+@click.option("--purge-cache", is_flag=True, help="Also delete the model-cache volume (models download again).")
+@click.option("--restore-local", is_flag=True, help="In remote-only mode, put the local ML URL back when the last "
+              "remote URL goes.")
+@break_lock_option
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def remove(ctx: click.Context, app: App, host_names: tuple[str, ...], purge_cache: bool, restore_local: bool,
+           break_lock: bool, parallel: int | None) -> None:
+    """Unregister hosts from Immich, then `docker compose down` on them.
+
+    The URL goes first, so Immich stops sending work before the container stops; the local
+    fallback is kept (or, in remote-only mode, removing the last URL needs --restore-local).
+    The model cache is kept unless --purge-cache.
+
+    \b
+    Example:
+      immich-remote remove old-box
+    """
+    ctx.exit(remove_command(app, host_names, purge_cache=purge_cache, restore_local=restore_local,
+                            parallel=parallel, break_lock=break_lock))
+
+
+COMMANDS = (remove,)
 
 
 def remove_command(app: App, names: tuple[str, ...], *, purge_cache: bool, restore_local: bool, parallel: int | None,
                    break_lock: bool) -> int:
+    from ..context import DeployOptions, HostContext
+    from ..immich_api import ImmichClient
+    from ..remove import remove_host
+    from ..versions import ImmichVersion
+    from .deploy import immich_preflight, register_hosts, report, run_procedure, start_snapshot
+
     if not names:
         raise InputError("Name the host(s) to remove (`immich-remote remove HOST`); there is no remove-all default.")
     inv = app.inventory

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..preflight import Check
-from ..rollout import HostResult
-
 if TYPE_CHECKING:
-    from ..cli import App
+    from ..app import App
+    from ..preflight import Check
+    from ..rollout import HostResult
 
 
 def print_checks(app: App, title: str, checks: Sequence[Check]) -> None:

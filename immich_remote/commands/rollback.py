@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import click
 
-from ..deploy import DeployOptions, HostContext, deploy_host, previous_release
+from ..app import App, pass_app
 from ..errors import EXIT_FAILED, ImmichRemoteError
-from ..immich_api import ImmichClient
-from ..snapshots import new_snapshot
-from ..versions import ImmichVersion
-from .deploy import report, run_procedure
+from ..options import HOSTS_ARG, break_lock_option, health_timeout_option, json_option, parallel_option
 
-if TYPE_CHECKING:
-    from ..cli import App
+
+@click.command()
+@HOSTS_ARG
+@health_timeout_option
+@break_lock_option
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def rollback(ctx: click.Context, app: App, host_names: tuple[str, ...], health_timeout: float | None, break_lock: bool,
+             parallel: int | None) -> None:
+    """Return hosts to their previous deployment (files and image tag), through the health gate.
+
+    The previous release is kept on each host under .immich-remote/releases. Immich's URL list is
+    not touched; to put that back, use `immich-remote config restore`.
+
+    \b
+    Example:
+      immich-remote rollback gpu-box
+    """
+    ctx.exit(rollback_command(app, host_names, parallel=parallel, health_timeout=health_timeout, break_lock=break_lock))
+
+
+COMMANDS = (rollback,)
 
 
 def rollback_command(app: App, names: tuple[str, ...], *, parallel: int | None, health_timeout: float | None,
                      break_lock: bool) -> int:
     """Each host goes back to the release before its current one, through the same health gate as deploy
     (a failing rollback restores what ran). Immich's URL list is left alone: see `config restore`."""
+    from ..deploy import DeployOptions, HostContext, deploy_host, previous_release
+    from ..immich_api import ImmichClient
+    from ..snapshots import new_snapshot
+    from ..versions import ImmichVersion
+    from .deploy import report, run_procedure
+
     inv = app.inventory
     hosts = app.hosts(names)
     server_version: ImmichVersion | None = None

@@ -5,19 +5,51 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from rich.console import Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+import click
 
+from ..app import App, pass_app
 from ..errors import EXIT_FAILED
-from ..status import HostStatus, ServerStatus, collect
+from ..options import HOSTS_ARG, json_option, parallel_option
 
 if TYPE_CHECKING:
-    from ..cli import App
+    from rich.console import Group
+    from rich.text import Text
+
+    from ..status import HostStatus, ServerStatus
+
+
+@click.command()
+@HOSTS_ARG
+@click.option("--watch", "-w", metavar="SECONDS", type=float, default=None, help="Redraw every SECONDS until Ctrl-C.")
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def status(ctx: click.Context, app: App, host_names: tuple[str, ...], watch: float | None, parallel: int | None) -> None:
+    """Show what runs where, read live from the hosts and the Immich server.
+
+    Per host: reachable, container state and health, the running image's version (from the
+    container itself) against the server's, /ping latency from here, its position in Immich's
+    URL list, model-cache size, and the last change (who, when, what). Then the server's
+    version, its URL list in order, and which URL it would use now.
+
+    \b
+    Example:
+      immich-remote status
+      immich-remote status --watch 5
+    Exit 0 when every host serves the server's version, 1 otherwise.
+    """
+    ctx.exit(status_command(app, host_names, parallel=parallel, watch=watch))
+
+
+COMMANDS = (status,)
 
 
 def status_command(app: App, names: tuple[str, ...], *, parallel: int | None, watch: float | None) -> int:
+    from rich.live import Live
+
+    from ..status import collect
+
     hosts = app.hosts(names)
     if watch and not app.json:
         with Live(console=app.out.out, auto_refresh=False) as live:
@@ -48,6 +80,10 @@ def _size(n: int | None) -> str:
 
 
 def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "") -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("host", "container", "running", "server", "ping", "registered", "cache", "last change"):
         table.add_column(column)
@@ -83,6 +119,8 @@ def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "") -
 
 
 def _ping(s: HostStatus) -> Text:
+    from rich.text import Text
+
     if s.ping_ms is not None:
         return Text(f"{s.ping_ms:.0f} ms", style="green")
     return Text("no answer", style="red")

@@ -6,24 +6,48 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import paramiko
 
+from ..app import App, pass_app
 from ..errors import InputError
-from ..ssh import (
-    DEFAULT_KNOWN_HOSTS,
-    Target,
-    append_known_host,
-    fingerprint,
-    host_key_of,
-    known_hosts_name,
-    resolve_target,
-)
+from ..options import complete_hosts, json_option
 
 if TYPE_CHECKING:
-    from ..cli import App
+    import paramiko
+
+
+@click.command()
+@click.argument("host_name", metavar="HOST", shell_complete=complete_hosts)
+@click.option("--yes", "-y", is_flag=True, help="Record without asking (for scripts; check the fingerprint first!).")
+@json_option
+@pass_app
+def trust(app: App, host_name: str, yes: bool) -> None:
+    """Show a host's SSH host-key fingerprint and record it in known_hosts after you confirm.
+
+    The key goes into the inventory's ssh.known_hosts file when set, else ~/.ssh/known_hosts.
+    A host whose recorded key differs is refused (remove the old key with ssh-keygen -R first).
+    Use `immich` as HOST for the Immich server's own ssh_host.
+
+    \b
+    Example:
+      immich-remote trust gpu-box
+    """
+    trust_command(app, host_name, yes=yes)
+
+
+COMMANDS = (trust,)
 
 
 def trust_command(app: App, name: str, *, yes: bool) -> None:
+    from ..ssh import (
+        DEFAULT_KNOWN_HOSTS,
+        Target,
+        append_known_host,
+        fingerprint,
+        host_key_of,
+        known_hosts_name,
+        resolve_target,
+    )
+
     inv = app.inventory
     if name in ("immich", "@immich") and inv.immich.ssh_host:
         s = inv.immich
@@ -58,6 +82,10 @@ def trust_command(app: App, name: str, *, yes: bool) -> None:
 
 
 def _known_key(address: str, port: int, files: list[Path], key_type: str) -> paramiko.PKey | None:
+    import paramiko
+
+    from ..ssh import known_hosts_name
+
     keys = paramiko.HostKeys()
     for path in files:
         if path.is_file():

@@ -15,29 +15,75 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..deploy import DeployOptions, HostContext, ok_hosts
+import click
+
+from ..app import App, pass_app
 from ..errors import EXIT_FAILED, ImmichAPIError, ImmichRemoteError, VersionError
-from ..immich_api import ImmichClient
-from ..status import collect
-from ..versions import ImmichVersion
-from .deploy import (
-    close_snapshot,
-    confirm_fallback,
-    immich_preflight,
-    planned_urls,
-    register_hosts,
-    report,
-    report_interrupted,
-    roll_out,
-    start_snapshot,
-    version_watch,
+from ..options import (
+    DURATION,
+    HOSTS_ARG,
+    health_timeout_option,
+    json_option,
+    max_fail_option,
+    parallel_option,
+    remote_only_option,
+    ship_image_option,
 )
 
 if TYPE_CHECKING:
-    from ..cli import App
+    from ..immich_api import ImmichClient
+    from ..versions import ImmichVersion
+
+WAIT_TIMEOUT = 900.0  # --wait-timeout's default, 15m
 
 
-def check_only(app: App, names: tuple[str, ...], parallel: int | None) -> int:
+@click.command()
+@HOSTS_ARG
+@click.option("--to", "to_version", metavar="X.Y.Z", help="Target version [default: the server's].")
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a host is not on the server's version.")
+@click.option("--wait-server", is_flag=True, help="First wait for the server to come back from its own upgrade.")
+@click.option("--wait-timeout", type=DURATION, metavar="DURATION", default="15m", show_default=True,
+              help="Deadline for --wait-server.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Hosts swapped at the same time.")
+@max_fail_option
+@health_timeout_option
+@ship_image_option
+@remote_only_option
+@parallel_option
+@json_option
+@pass_app
+@click.pass_context
+def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_version: str | None, check_only: bool,
+            wait_server: bool, wait_timeout: float | None, batch: int, max_fail: int, health_timeout: float | None,
+            ship_image: bool, remote_only: bool, parallel: int | None) -> None:
+    """Bring every ML host to the Immich server's version (run it right after upgrading Immich).
+
+    The new image is pre-pulled on all hosts in parallel first (nothing else changes), then hosts
+    are swapped --batch at a time through deploy's health gate; while one swaps, Immich uses the
+    next URL. Each host's unavailability window is measured. A host whose new version fails is
+    rolled back to its previous tag on its own. The model cache is never touched.
+
+    \b
+    Examples:
+      immich-remote upgrade --wait-server     # right after `docker compose pull && up -d` on the server
+      immich-remote upgrade --check           # for cron/monitoring: exit 1 if a host is behind
+      immich-remote upgrade --to 2.7.5 --batch 2 --max-fail 1
+    """
+    if check_only:
+        ctx.exit(upgrade_check(app, host_names, parallel))
+    ctx.exit(upgrade_command(app, host_names, to=to_version, wait_server=wait_server,
+                             wait_timeout=wait_timeout or WAIT_TIMEOUT, batch=batch, max_fail=max_fail,
+                             parallel=parallel, health_timeout=health_timeout, ship_image=ship_image,
+                             remote_only=remote_only))
+
+
+COMMANDS = (upgrade,)
+
+
+def upgrade_check(app: App, names: tuple[str, ...], parallel: int | None) -> int:
+    """`upgrade --check`: exit 1 when a host does not run the server's version; change nothing."""
+    from ..status import collect
+
     server, statuses = collect(app.inventory, app.hosts(names), parallel=parallel)
     if server.version is None:
         raise ImmichRemoteError(f"Cannot read the Immich server's version: {server.error}")
@@ -79,6 +125,23 @@ def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout:
 def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_server: bool, wait_timeout: float,
                     batch: int, max_fail: int | None, parallel: int | None, health_timeout: float | None,
                     ship_image: bool, remote_only: bool) -> int:
+    from ..deploy import DeployOptions, HostContext, ok_hosts
+    from ..immich_api import ImmichClient
+    from ..status import collect
+    from ..versions import ImmichVersion
+    from .deploy import (
+        close_snapshot,
+        confirm_fallback,
+        immich_preflight,
+        planned_urls,
+        register_hosts,
+        report,
+        report_interrupted,
+        roll_out,
+        start_snapshot,
+        version_watch,
+    )
+
     inv = app.inventory
     hosts = app.hosts(names)
     confirm_fallback(app, remote_only)

@@ -83,7 +83,7 @@ def test_probe_script_sections_round_trip():
     assert {"uname", "which", "nvidia-smi-L", "docker-version", "compose-version", "listeners"} <= set(names)
     output = "@@ir:uname@@\nLinux h 6.1 #1 SMP aarch64 GNU/Linux\n@@ir:docker-version@@\npermission denied while " \
              "trying to connect to the Docker daemon socket\n@@ir:compose-version@@\n2.40.3\n"
-    f = HostFacts.from_probe_output(output)
+    f = HostFacts.from_sections(split_sections(output))
     assert f.arch == "arm64" and f.docker_server_version is None and "permission denied" in f.docker_error
     assert f.compose_version == "2.40.3"
     assert split_sections("junk before\n@@ir:a@@\nx\n") == {"a": "x\n"}

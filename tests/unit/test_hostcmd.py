@@ -7,7 +7,6 @@ import pytest
 
 from immich_remote.deployment import parse_deployment
 from immich_remote.hostcmd import (
-    HostPaths,
     activate,
     adopt_current,
     commit_release,
@@ -16,11 +15,11 @@ from immich_remote.hostcmd import (
     prepare_release,
     prune_releases,
     release_lock,
-    remote_path,
     staging_dir,
     take_lock,
     write_state,
 )
+from immich_remote.names import HostPaths, remote_path
 
 
 def run(script: str, cwd) -> subprocess.CompletedProcess:

@@ -10,13 +10,11 @@ import pytest
 from immich_remote.errors import ImmichAPIError
 from immich_remote.immich_api import (
     ApiKeyInfo,
-    config_differences,
     missing_permissions,
     permission_granted,
     queue_read_permission,
-    verify_saved,
-    with_ml_urls,
 )
+from immich_remote.immich_config import config_differences, verify_saved, with_ml_urls
 from immich_remote.versions import ImmichVersion
 from tests.fake.helpers import immich_client
 from tests.testbed.immich_fake import DEFAULT_API_KEY, ApiKey

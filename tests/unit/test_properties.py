@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from immich_remote.errors import ImmichAPIError, InputError
-from immich_remote.immich_api import with_ml_urls
+from immich_remote.immich_config import with_ml_urls
 from immich_remote.inventory import (
     Host,
     HostSettings,

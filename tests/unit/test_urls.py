@@ -1,7 +1,7 @@
 import pytest
 
 from immich_remote.errors import InputError
-from immich_remote.urls import classify_address, derive_url, is_private_address, normalise_url, order_urls
+from immich_remote.urls import classify_address, derive_url, normalise_url, order_urls
 
 LOCAL = "http://immich-machine-learning:3003"
 
@@ -14,11 +14,6 @@ LOCAL = "http://immich-machine-learning:3003"
 ])
 def test_classify_address(address, kind):
     assert classify_address(address) == kind
-
-
-def test_public_and_unspecified_are_not_private():
-    assert not is_private_address("8.8.8.8") and not is_private_address("0.0.0.0")
-    assert is_private_address("100.64.0.1")
 
 
 def test_derive_url_brackets_ipv6():

@@ -1,0 +1,90 @@
+"""What every per-host procedure shares: the run's options and context, the host probe, and a host
+that passed its preflight with its planned steps (`Prepared`). Data and one read; no decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .deployment import RemoteState, parse_deployment
+from .facts import HostFacts, probe_script, split_sections
+from .hostcmd import (
+    sh,
+)
+from .inventory import Host, Inventory
+from .preflight import HostReport
+from .progress import Progress
+from .render import Rendering, render_host
+from .rollout import Connections
+from .snapshots import Snapshot
+from .ssh import Remote
+from .steps import HostSteps
+from .versions import ImmichVersion
+
+
+@dataclass
+class DeployOptions:
+    dry_run: bool = False
+    allow_public: bool = False
+    break_lock: bool = False
+    ship_image: bool = False
+    warm_models: bool = False
+    health_timeout: float | None = None
+    command: str = "deploy"
+
+@dataclass
+class HostContext:
+    """Everything the per-host procedure needs, shared read-only across worker threads."""
+
+    inventory: Inventory
+    version: ImmichVersion
+    options: DeployOptions
+    connections: Connections
+    progress: Progress
+    snapshot: Snapshot | None
+    immich_config: dict[str, Any] | None = None
+    # What a host should run; default: render the inventory for `version`. `rollback` swaps in the
+    # previous release's files here and reuses everything else.
+    target: Callable[[HostContext, Host, Remote, Probe, HostReport], Rendering] | None = None
+
+    def rendering_for(self, host: Host, remote: Remote, found: Probe, report: HostReport) -> Rendering:
+        if self.target is not None:
+            return self.target(self, host, remote, found, report)
+        return render_host(host, self.version, report.backend or "cpu", arch=found.facts.arch,
+                           armnn_firmware="/lib/firmware/mali_csffw.bin" in found.facts.files)
+
+@dataclass
+class Probe:
+    facts: HostFacts
+    remote: RemoteState
+
+def probe(remote: Remote, host: Host) -> Probe:
+    """Facts and deployment state in one SSH round trip."""
+    output = remote.run(sh(probe_script(remote_dir=host.remote_dir)), what="the host probe",
+                        timeout=min(remote.command_timeout, 60)).stdout
+    sections = split_sections(output)
+    return Probe(HostFacts.from_sections(sections),
+                 parse_deployment(sections.get("deployment", ""), sections.get("containers", "[]")))
+
+@dataclass
+class Prepared:
+    """A host that passed its preflight, with what it should run and what the deploy has to do."""
+
+    host: Host
+    remote: Remote
+    found: Probe
+    report: HostReport
+    rendering: Rendering
+    plan: HostSteps
+    executed: list[str] = field(default_factory=list)  # the steps run so far, in order
+
+    @property
+    def action(self) -> str:
+        return self.plan.action
+
+    @property
+    def base(self) -> dict[str, Any]:
+        current = self.found.remote.container
+        return dict(image=self.rendering.image, backend=self.rendering.backend,
+                    previous_image=current.image if current else None)

@@ -1,0 +1,118 @@
+"""The resolved, validated object graph the rest of immich-remote works with (never raw YAML)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class ImmichServer:
+    url: str
+    api_key_env: str | None
+    api_key_file: Path | None
+    api_key_command: str | None
+    local_ml_url: str
+    fallback: str
+    timeout: float
+    verify_tls: bool
+    ssh_host: str | None = None
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+    ssh_key: Path | None = None
+
+    @property
+    def keep_local(self) -> bool:
+        return self.fallback == "keep-local"
+
+    @property
+    def api_key_source(self) -> str:
+        """Where the key comes from, for messages (never the key itself)."""
+        if self.api_key_file:
+            return f"file {self.api_key_file}"
+        if self.api_key_command:
+            return f"command `{self.api_key_command}`"
+        return f"environment variable {self.api_key_env}"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One ML host with every setting resolved."""
+
+    name: str
+    address: str
+    ssh_user: str | None
+    ssh_port: int | None
+    ssh_key: Path | None
+    accel: str
+    arch: str | None
+    bind_address: str
+    ml_port: int
+    url: str
+    remote_dir: str
+    model_cache: str
+    env: dict[str, str]
+    registry: str | None
+    image_repository: str | None
+    priority: int
+    health_timeout: float
+    health_interval: float
+    groups: tuple[str, ...] = ()
+    index: int = 0  # position in the inventory, breaks priority ties
+
+    @property
+    def model_cache_is_path(self) -> bool:
+        return self.model_cache.startswith("/")
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    known_hosts: Path | None
+    config: Path | None
+    connect_timeout: float
+    command_timeout: float
+    max_handshakes: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    format: str  # "native" or "ansible"
+    immich: ImmichServer
+    ssh: SSHOptions
+    hosts: tuple[Host, ...]
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    state_dir: Path | None = None
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise InputError(f"{self.path}: no host named '{name}'.",
+                         hint=f"Known hosts: {', '.join(h.name for h in self.hosts) or 'none'}.")
+
+    def select(self, patterns: Iterable[str] = ()) -> list[Host]:
+        """Hosts matching any of the names, group names or glob patterns (all hosts when empty).
+
+        Comma-separated lists are accepted (`--limit gpus,nuc`). Unknown names are an error, so a
+        typo never silently selects nothing.
+        """
+        wanted = [p.strip() for item in patterns for p in str(item).split(",") if p.strip()]
+        if not wanted or "all" in wanted:
+            return list(self.hosts)
+        chosen: set[str] = set()
+        for pattern in wanted:
+            matched = {h.name for h in self.hosts if fnmatch.fnmatchcase(h.name, pattern)}
+            for group, members in self.groups.items():
+                if fnmatch.fnmatchcase(group, pattern):
+                    matched.update(members)
+            if not matched:
+                known = [h.name for h in self.hosts] + [f"{g} (group)" for g in self.groups]
+                raise InputError(f"--limit/host '{pattern}' matches no host or group in {self.path}.",
+                                 hint=f"Known: {', '.join(known) or 'none'}.")
+            chosen |= matched
+        return [h for h in self.hosts if h.name in chosen]

@@ -1,0 +1,174 @@
+"""The inventory's YAML as pydantic models: what each section accepts, and the checks on single values.
+
+The models only validate; merging the layers and deriving values is resolve.py's job. Every model forbids
+unknown keys, so a misspelt key is an error with a suggestion (messages.explain words it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..hwaccel import ACCEL_CHOICES
+from ..urls import DEFAULT_LOCAL_ML_URL
+
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VOLUME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+# The ML image reads these itself; setting them breaks it.
+_RESERVED_ENV = {
+    "IMMICH_PORT": "the container must listen on 3003; set ml_port to change the published port instead",
+    "IMMICH_HOST": "a specific IP here leaves the container unhealthy; set bind_address instead",
+}
+
+
+def parse_duration(value: Any) -> float:
+    """`2s`, `500ms`, `1.5m`, `1h` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 500ms or 2m")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if not match:
+            raise ValueError(f"'{value}' is not a duration; write it like 30s, 500ms or 2m")
+        factor = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
+        seconds = float(match.group(1)) * factor
+    if not math.isfinite(seconds):
+        raise ValueError(f"'{value}' is not a duration; write it like 30s, 500ms or 2m")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+def _no_bool(value: Any) -> Any:
+    """YAML reads yes/no/true/false as booleans, and pydantic would take them as 1/0 for a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, found the boolean {str(value).lower()}")
+    return value
+
+
+def _env_mapping(value: Any) -> dict[str, str] | None:
+    """`env:` as strings, refusing bad names, nested values and the variables the image sets itself."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping of VARIABLE: value")
+    result = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _ENV_RE.match(key):
+            raise ValueError(f"'{key}' is not a valid environment variable name")
+        if key in _RESERVED_ENV:
+            raise ValueError(f"{key} must not be set: {_RESERVED_ENV[key]}")
+        if isinstance(item, (dict, list)) or item is None:
+            raise ValueError(f"{key}: expected a single value (string, number or boolean)")
+        result[key] = ("true" if item else "false") if isinstance(item, bool) else str(item)
+    return result
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class HostSettings(_Strict):
+    """Everything that may be set per host, in `defaults`, or in group vars (all optional here)."""
+
+    address: str | None = None
+    ssh_user: str | None = None
+    ssh_port: int | None = Field(default=None, ge=1, le=65535)
+    ssh_key: str | None = None
+    accel: Literal[ACCEL_CHOICES] | None = None  # type: ignore[valid-type]
+    arch: Literal["amd64", "arm64"] | None = None
+    bind_address: str | None = None
+    ml_port: int | None = Field(default=None, ge=1, le=65535)
+    url: str | None = None
+    remote_dir: str | None = None
+    model_cache: str | None = None
+    env: dict[str, str] | None = None
+    registry: str | None = None
+    image_repository: str | None = None
+    priority: int | None = None
+    health_timeout: float | None = None
+    health_interval: float | None = None
+
+    @field_validator("health_timeout", "health_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("ssh_port", "ml_port", "priority", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return _env_mapping(value)
+
+    @field_validator("model_cache")
+    @classmethod
+    def _cache(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("/"):
+            return value
+        if not _VOLUME_RE.match(value):
+            raise ValueError("expected a Docker volume name (letters, digits, _ . -) or an absolute host path")
+        return value
+
+
+class ImmichSettings(_Strict):
+    url: str
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    api_key_command: str | None = None
+    local_ml_url: str = DEFAULT_LOCAL_ML_URL
+    fallback: Literal["keep-local", "remote-only"] = "keep-local"
+    ssh_host: str | None = None
+    ssh_user: str | None = None
+    ssh_port: int | None = Field(default=None, ge=1, le=65535)
+    ssh_key: str | None = None
+    timeout: float = 10.0
+    verify_tls: bool = True
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("ssh_port", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
+
+
+class SSHSettings(_Strict):
+    known_hosts: str | None = None
+    config: str | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 600.0
+    max_handshakes: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("connect_timeout", "command_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("max_handshakes", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
+
+
+class NativeFile(_Strict):
+    """The native format's top level; `hosts` is validated one host at a time (see native.py)."""
+
+    immich: ImmichSettings
+    ssh: SSHSettings = SSHSettings()
+    defaults: HostSettings = HostSettings()
+    hosts: dict[str, HostSettings]
+    groups: dict[str, list[str]] = {}
+    state_dir: str | None = None

@@ -1,0 +1,77 @@
+"""HTTP to the ML containers themselves (not to Immich): `GET /ping` and the warm-up `/predict`
+requests, sent from the host through its SSH connection (a direct-tcpip channel, see ssh.py), so
+they test exactly the bind address and port and the ML port stays private."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from .errors import ImmichRemoteError, RemoteCommandError
+from .inventory import Host
+from .ssh import Remote
+
+# A 1x1 PNG: enough for the detection models to load, with nothing to find.
+_TINY_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")
+
+def warm_requests(config: dict[str, Any] | None) -> list[tuple[str, dict[str, Any], bool]]:
+    """(task, entries, needs image) for each ML task Immich has enabled, with the models it uses."""
+    ml = (config or {}).get("machineLearning") or {}
+    requests = []
+    clip = ml.get("clip") or {}
+    if clip.get("enabled", True):
+        requests.append(("clip", {"clip": {"textual": {"modelName": clip.get("modelName", "ViT-B-32__openai"),
+                                                       "options": {"language": "en"}}}}, False))
+    faces = ml.get("facialRecognition") or {}
+    if faces.get("enabled", True):
+        requests.append(("facial-recognition", {"facial-recognition": {
+            "detection": {"modelName": faces.get("modelName", "buffalo_l"), "options": {"minScore": faces.get("minScore", 0.7)}},
+            "recognition": {"modelName": faces.get("modelName", "buffalo_l")}}}, True))
+    ocr = ml.get("ocr") or {}
+    if ocr.get("enabled", False):
+        model = ocr.get("modelName", "PP-OCRv5_mobile")
+        requests.append(("ocr", {"ocr": {
+            "detection": {"modelName": model, "options": {"minScore": ocr.get("minDetectionScore", 0.5),
+                                                          "maxResolution": ocr.get("maxResolution", 736)}},
+            "recognition": {"modelName": model, "options": {"minScore": ocr.get("minRecognitionScore", 0.8)}}}}, True))
+    return requests
+
+def multipart(entries: dict[str, Any], *, image: bytes | None, text: str | None) -> tuple[bytes, str]:
+    boundary = "immich-remote-" + uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="entries"\r\n\r\n{json.dumps(entries)}\r\n'.encode()]
+    if image is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="warm.png"\r\n'
+                     f"Content-Type: image/png\r\n\r\n".encode() + image + b"\r\n")
+    if text is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n{text}\r\n'.encode())
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+def warm_models(remote: Remote, host: Host, config: dict[str, Any] | None) -> list[str]:
+    """One small /predict per enabled task so the models are downloaded and loaded now."""
+    done = []
+    for task, entries, needs_image in warm_requests(config):
+        body, content_type = multipart(entries, image=_TINY_PNG if needs_image else None,
+                                       text=None if needs_image else "immich")
+        status, answer = remote.http_request(host.bind_address, host.ml_port, "POST", "/predict", body=body,
+                                             headers={"Content-Type": content_type}, timeout=remote.command_timeout)
+        if status != 200:
+            raise RemoteCommandError(f"Host '{host.name}': warming {task} failed: HTTP {status} {answer[:120]!r}")
+        done.append(task)
+    return done
+
+
+PING_TIMEOUT = 3.0
+
+
+def ping(remote: Remote, host: Host, *, timeout: float = PING_TIMEOUT) -> tuple[bool, str]:
+    """(answered pong, what happened) for GET /ping on the host's bind address, from the host."""
+    try:
+        status, body = remote.http_get(host.bind_address, host.ml_port, "/ping", timeout=timeout)
+    except (OSError, ValueError, ImmichRemoteError) as exc:
+        return False, f"/ping: {getattr(exc, 'message', None) or exc or type(exc).__name__}"
+    if status == 200 and body.strip() == b"pong":
+        return True, "pong"
+    return False, f"/ping answered HTTP {status} {body[:60]!r}"

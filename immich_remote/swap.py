@@ -1,0 +1,276 @@
+"""Executing one host's swap: the plan's steps in order (steps.py), the host lock, the local record
+of what was there, and the way back when the gate fails (`roll_back`). The model cache is never
+touched: a failed first deploy removes the new container, keeps the cache volume."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from . import __version__
+from .context import HostContext, Prepared, Probe
+from .deployment import DEPLOY, RESTART
+from .errors import ImmichRemoteError, LockHeld, RemoteCommandError
+from .health import GateResult, PingWatch, wait_serving
+from .hostcmd import (
+    activate,
+    adopt_current,
+    append_history,
+    commit_release,
+    compose_down,
+    compose_up,
+    prepare_release,
+    prune_releases,
+    release_lock,
+    remove_files,
+    staging_dir,
+    take_lock,
+)
+from .inventory import Host
+from .ml_api import warm_models
+from .names import MANAGED_FILES, HostPaths
+from .render import Rendering
+from .rollout import HostResult
+from .snapshots import stamp, utc_now, who
+from .ssh import Remote
+
+
+def owner_record(command: str) -> dict[str, Any]:
+    return {"by": who(), "at": utc_now().isoformat(timespec="seconds"), "command": command,
+            "run": uuid.uuid4().hex[:12], "tool": f"immich-remote {__version__}"}
+
+class HostLock:
+    """The per-host deploy lock (a directory, created atomically); a context manager."""
+
+    def __init__(self, remote: Remote, paths: HostPaths, command: str, *, force: bool = False) -> None:
+        self.remote, self.paths, self.force = remote, paths, force
+        self.owner = owner_record(command)
+        self.held = False
+
+    def __enter__(self) -> HostLock:
+        out = self.remote.run(take_lock(self.paths, json.dumps(self.owner), force=self.force), what="taking the lock")
+        lines = out.stdout.strip().splitlines()
+        if not lines or lines[0] != "LOCKED":
+            try:
+                holder = json.loads("\n".join(lines[1:]) or "{}")
+            except json.JSONDecodeError:
+                holder = {"by": " ".join(lines[1:]) or "unknown"}
+            raise LockHeld(
+                f"Host '{self.remote.target.label}' is locked by {holder.get('by', '?')} since {holder.get('at', '?')} "
+                f"({holder.get('command', '?')}, run {holder.get('run', '?')}).",
+                hint="Wait for that run to finish. If it died, rerun with --break-lock.")
+        self.held = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            try:
+                self.remote.run(release_lock(self.paths), what="releasing the lock", timeout=30)
+            except ImmichRemoteError:
+                pass  # the run's real outcome matters more; a stale lock names its owner
+
+def read_remote_files(remote: Remote, paths: HostPaths, names: Sequence[str] = MANAGED_FILES) -> dict[str, bytes]:
+    found = {}
+    for name in names:
+        try:
+            with remote.sftp.open(paths.join(name), "rb") as handle:
+                found[name] = handle.read()
+        except OSError:
+            continue
+    return found
+
+def read_release_meta(remote: Remote, paths: HostPaths, release_id: str) -> dict[str, Any]:
+    try:
+        with remote.sftp.open(paths.release(release_id) + "/release.json", "rb") as handle:
+            return json.loads(handle.read() or b"{}")
+    except (OSError, ValueError):
+        return {}
+
+def unified_diff(name: str, before: bytes | None, after: bytes | None) -> str:
+    a = (before or b"").decode(errors="replace").splitlines(keepends=True)
+    b = (after or b"").decode(errors="replace").splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, f"{name} (on host)" if before is not None else "/dev/null",
+                                        f"{name} (new)" if after is not None else "/dev/null"))
+
+def record_host(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, found: Probe) -> None:
+    """Save the host's current files and state into the local snapshot before changing anything."""
+    if ctx.snapshot is None:
+        return
+    for name, content in read_remote_files(remote, paths).items():
+        ctx.snapshot.write_bytes(f"hosts/{host.name}/files/{name}", content)
+    ctx.snapshot.write_json(f"hosts/{host.name}/state.json", {
+        "state": found.remote.state, "files": found.remote.files, "releases": found.remote.releases,
+        "container": found.remote.container.__dict__ if found.remote.container else None})
+
+def release_meta(host: Host, rendering: Rendering, command: str) -> dict[str, Any]:
+    return {"host": host.name, "image": rendering.image, "version": rendering.version.tag,
+            "backend": rendering.backend, "digest": rendering.digest, "files": rendering.hashes,
+            "at": utc_now().isoformat(timespec="seconds"), "by": who(), "command": command,
+            "tool": f"immich-remote {__version__}"}
+
+def upload_release(remote: Remote, paths: HostPaths, release_id: str, rendering: Rendering, meta: dict[str, Any]) -> None:
+    remote.run(prepare_release(paths, release_id), what="preparing the release directory")
+    staging = staging_dir(paths, release_id)
+    for f in rendering.files:
+        remote.write_file(f"{staging}/{f.name}", f.content)
+    remote.write_file(f"{staging}/release.json", (json.dumps(meta, indent=2) + "\n").encode())
+    remote.run(commit_release(paths, release_id), what="committing the release")
+
+def state_record(current: str, previous: str | None, meta: dict[str, Any]) -> str:
+    return json.dumps({"current": current, "previous": previous, **{k: meta.get(k) for k in
+                       ("image", "version", "backend", "digest", "at", "by", "command", "tool")}})
+
+def swap_host(ctx: HostContext, prepared: Prepared) -> HostResult:
+    """Execute the host's swap steps in order (see steps.py); back to the previous release on failure."""
+    started = time.monotonic()
+    base = prepared.base
+    result = Swap(ctx, prepared).run()
+    result.image, result.backend, result.previous_image = base["image"], base["backend"], base["previous_image"]
+    if result.status == "rolled-back":  # what runs now is the old image; say what was attempted
+        result.details["attempted_image"], result.image = result.image, base["previous_image"]
+    result.details["steps"] = list(prepared.executed)
+    result.duration = time.monotonic() - started
+    return result
+
+class Swap:
+    """One host's swap: runs the plan's swap steps in order, each recorded in `prepared.executed`.
+
+    The lock is held from the `lock` step to the end (rollback included). A failed step or gate
+    stops the plan and hands over to `roll_back`.
+    """
+
+    def __init__(self, ctx: HostContext, prepared: Prepared) -> None:
+        self.ctx, self.p = ctx, prepared
+        self.host, self.remote, self.rendering = prepared.host, prepared.remote, prepared.rendering
+        self.paths = HostPaths.for_dir(self.host.remote_dir)
+        state = prepared.found.remote
+        self.old_state: dict[str, Any] = state.state or {}
+        self.old_current = state.current_release
+        self.meta = release_meta(self.host, self.rendering, ctx.options.command)
+        restart = prepared.action == RESTART and self.old_current
+        self.release_id = self.old_current if restart else f"{stamp()}-{self.rendering.digest[:12]}"
+        self.previous = self.old_current if self.release_id != self.old_current else self.old_state.get("previous")
+        self.watch: PingWatch | None = None
+        self.gate: GateResult | None = None
+        self.window: float | None = None
+        self.detail = ""
+
+    def progress(self, text: str) -> None:
+        self.ctx.progress.step(self.host.name, text)
+
+    def run(self) -> HostResult:
+        with ExitStack() as stack:
+            self.stack = stack
+            failure, logs = None, ""
+            try:
+                for step in self.p.plan.swap:
+                    getattr(self, f"do_{step.name}")()
+                    self.p.executed.append(step.name)
+                    if self.gate is not None and not self.gate.ok:
+                        failure, logs = self.gate.detail, self.gate.logs
+                        break
+            except RemoteCommandError as exc:
+                failure, logs = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:]
+            finally:
+                if self.watch is not None:
+                    self.watch.stop()
+            if failure is None:
+                status = {DEPLOY: "deployed", RESTART: "restarted"}[self.p.action]
+                return HostResult(self.host.name, status, self.detail, window=self.window,
+                                  details={"release": self.release_id})
+            self.progress("rolling back")
+            return roll_back(self.ctx, self.host, self.remote, self.paths, self.p.action, self.old_current,
+                             self.old_state, self.release_id, failure, logs, self.meta)
+
+    # --- the steps (names as in steps.py) ---------------------------------------------------------
+    def do_lock(self) -> None:
+        self.progress("locking")
+        self.stack.enter_context(HostLock(self.remote, self.paths, self.ctx.options.command,
+                                          force=self.ctx.options.break_lock))
+
+    def do_record(self) -> None:
+        record_host(self.ctx, self.host, self.remote, self.paths, self.p.found)
+
+    def do_adopt(self) -> None:
+        # Files from a manual setup: keep them as a release so rollback can return to them.
+        self.old_current = f"{stamp()}-adopted"
+        self.remote.run(adopt_current(self.paths, self.old_current), what="keeping the existing files")
+        container = self.p.found.remote.container
+        self.old_state = {"current": self.old_current, "previous": None,
+                          "image": container.image if container else None}
+        self.previous = self.old_current
+
+    def do_upload(self) -> None:
+        self.progress("uploading")
+        upload_release(self.remote, self.paths, self.release_id, self.rendering, self.meta)
+
+    def do_activate(self) -> None:
+        self.progress("starting")
+        self.watch = PingWatch(self.remote, self.host).__enter__()  # the window is measured from here
+        self.remote.run(activate(self.paths, self.release_id, state_record(self.release_id, self.previous, self.meta)),
+                        what="activating the files")
+
+    def do_up(self) -> None:
+        self.remote.run(compose_up(self.paths, recreate=self.p.action == RESTART), what="docker compose up")
+
+    def do_gate(self) -> None:
+        self.progress("waiting for /ping")
+        self.gate = wait_serving(self.remote, self.host, self.rendering.image,
+                                 timeout=self.ctx.options.health_timeout, watch=self.watch)
+        if self.watch is not None:
+            self.watch.stop()
+            self.window = self.watch.window()
+        self.detail = self.gate.detail
+
+    def do_warm(self) -> None:
+        self.progress("warming models")
+        try:
+            self.detail += f"; models loaded: {', '.join(warm_models(self.remote, self.host, self.ctx.immich_config))}"
+        except (RemoteCommandError, OSError, ValueError) as exc:  # the host serves; only the warm-up failed
+            self.detail += (f"; warming the models failed ({getattr(exc, 'message', exc)}): "
+                            "the first jobs will load them")
+
+    def do_history(self) -> None:
+        self.remote.run(append_history(self.paths, json.dumps({**self.meta, "event": self.ctx.options.command,
+                                                               "release": self.release_id, "result": "ok",
+                                                               "window": self.window})),
+                        check=False, what="history")
+
+    def do_prune(self) -> None:
+        self.remote.run(prune_releases(self.paths, [self.release_id, self.previous or ""]), check=False,
+                        what="pruning old releases")
+
+def roll_back(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, action: str, old_current: str | None,
+              old_state: dict[str, Any], failed_release: str, failure: str, logs: str,
+              meta: dict[str, Any]) -> HostResult:
+    """Return the host to what ran before; with nothing before, take the failed container down again."""
+    details: dict[str, Any] = {"failed_release": failed_release, "logs": logs.splitlines()[-15:]}
+    remote.run(append_history(paths, json.dumps({**meta, "event": ctx.options.command, "release": failed_release,
+                                                 "result": "failed", "reason": failure})), check=False, what="history")
+    if action == RESTART:
+        return HostResult(host.name, "failed", f"{failure}; the current release does not start again",
+                          "see the container logs (`docker compose logs` on the host)", details=details)
+    if old_current is None:
+        remote.run(compose_down(paths), check=False, what="docker compose down")
+        remote.run(remove_files(paths), check=False, what="removing the failed files")
+        return HostResult(host.name, "failed", f"{failure}; nothing ran here before, so the new container was "
+                          "removed again (the model cache is kept)", "fix the cause and deploy again", details=details)
+    previous_image = read_release_meta(remote, paths, old_current).get("image") or old_state.get("image")
+    try:
+        remote.run(activate(paths, old_current, json.dumps(old_state)), what="restoring the previous files")
+        remote.run(compose_up(paths), what="docker compose up (previous release)")
+        gate = wait_serving(remote, host, previous_image, timeout=ctx.options.health_timeout) if previous_image \
+            else None
+    except RemoteCommandError as exc:
+        return HostResult(host.name, "failed", f"{failure}; rolling back ALSO failed: {exc.message}",
+                          "inspect the host: `docker compose ps` in the project directory", details=details)
+    if gate is not None and not gate.ok:
+        return HostResult(host.name, "failed", f"{failure}; the previous release is back but not healthy: "
+                          f"{gate.detail}", "inspect the host", details=details)
+    return HostResult(host.name, "rolled-back", f"{failure}; the previous release ({previous_image}) serves again",
+                      "see the logs (--json, or `docker compose logs` on the host)", details=details)
