@@ -137,11 +137,9 @@ def previous_release(ctx: HostContext, host: Host, remote: Remote, found: Probe,
     meta = read_release_meta(remote, paths, release)
     files: list[RenderedFile] = []
     for name in MANAGED_FILES:
-        try:
-            with remote.sftp.open(f"{paths.release(release)}/{name}", "rb") as handle:
-                files.append(RenderedFile(name, handle.read()))
-        except OSError:
-            continue
+        content = remote.read_file(f"{paths.release(release)}/{name}")
+        if content is not None:
+            files.append(RenderedFile(name, content))
     if not files or not meta.get("image"):
         raise ImmichRemoteError(f"Host '{host.name}': release {release} is incomplete on the host (no files or "
                                 "release.json); cannot roll back to it.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -150,10 +151,11 @@ def container_verdict(container: ContainerState | None, image: str, elapsed: flo
 
 
 def wait_serving(remote: Remote, host: Host, image: str, *, timeout: float | None = None,
-                 watch: PingWatch | None = None) -> GateResult:
+                 watch: PingWatch | None = None, report: Callable[[str], None] | None = None) -> GateResult:
     """Poll until the container running `image` answers pong without having restarted, or fail with the reason.
 
     With a running `watch` its polls are used (every 0.1 s); without one the gate polls /ping itself.
+    `report` hears what the gate is waiting for whenever that changes ("connection refused", ...).
     """
     limit = timeout or host.health_timeout
     started = time.monotonic()
@@ -161,6 +163,7 @@ def wait_serving(remote: Remote, host: Host, image: str, *, timeout: float | Non
     container: ContainerState | None = None
     wrong_answer_since: float | None = None  # /ping answers, but not pong: the service is up and broken
     next_inspect = started
+    reported: tuple[str, str] | None = None
     while True:
         now = time.monotonic()
         elapsed = now - started
@@ -186,6 +189,9 @@ def wait_serving(remote: Remote, host: Host, image: str, *, timeout: float | Non
                 return _failed(remote, host, f"{what} for {BROKEN_AFTER:g}s", elapsed, container)
         else:
             wrong_answer_since = None
+        if report is not None and (detail, what) != reported:
+            reported = (detail, what)
+            report(what if detail in ("running", "no answer yet") else f"{detail}; {what}")
         if elapsed >= limit:
             return _failed(remote, host, f"no pong within {limit:g}s ({detail}; {what})", elapsed, container)
         time.sleep(WATCH_INTERVAL if watch is not None else 0.2)

@@ -1,13 +1,18 @@
-"""HTTP to the ML containers themselves (not to Immich): `GET /ping` and the warm-up `/predict`
-requests, sent from the host through its SSH connection (a direct-tcpip channel, see ssh.py), so
-they test exactly the bind address and port and the ML port stays private."""
+"""HTTP to the ML containers themselves (not to Immich): `GET /ping` and the warm-up `/predict`.
+
+Most requests are sent from a host through its SSH connection (a direct-tcpip channel, see
+`Remote.tcp_exchange`), so they test exactly the bind address and port and the ML port stays
+private; `ping_direct` asks from this machine (`status`'s latency)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from typing import Any
+
+import httpx
 
 from .errors import ImmichRemoteError, RemoteCommandError
 from .inventory import Host
@@ -16,6 +21,34 @@ from .ssh import Remote
 # A 1x1 PNG: enough for the detection models to load, with nothing to find.
 _TINY_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")
 
+
+# --- HTTP/1.0 through a host's SSH connection ------------------------------------------------------
+def http_request(remote: Remote, address: str, port: int, method: str, path: str, *, body: bytes = b"",
+                 headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    """(status, body) of one HTTP request to http://address:port/path made *from the remote host*.
+
+    Raises ConnectionRefusedError (nothing listens), other OSErrors (no route, timeout) and
+    ValueError (the answer is not HTTP), as `Remote.tcp_exchange` and `parse_http_response` do.
+    """
+    host_header = f"[{address}]" if ":" in address else address
+    lines = [f"{method} {path} HTTP/1.0", f"Host: {host_header}:{port}", "User-Agent: immich-remote",
+             f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    raw = remote.tcp_exchange(address, port, ("\r\n".join(lines) + "\r\n\r\n").encode() + body, timeout=timeout)
+    return parse_http_response(raw)
+
+
+def parse_http_response(raw: bytes) -> tuple[int, bytes]:
+    """(status, body) from a raw HTTP/1.x response; ValueError if it is not one."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    parts = status_line.split()
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ValueError(f"not an HTTP response: {status_line[:60]!r}")
+    return int(parts[1]), body
+
+
+# --- warm-up -----------------------------------------------------------------------------------------
 def warm_requests(config: dict[str, Any] | None) -> list[tuple[str, dict[str, Any], bool]]:
     """(task, entries, needs image) for each ML task Immich has enabled, with the models it uses."""
     ml = (config or {}).get("machineLearning") or {}
@@ -55,23 +88,42 @@ def warm_models(remote: Remote, host: Host, config: dict[str, Any] | None) -> li
     for task, entries, needs_image in warm_requests(config):
         body, content_type = multipart(entries, image=_TINY_PNG if needs_image else None,
                                        text=None if needs_image else "immich")
-        status, answer = remote.http_request(host.bind_address, host.ml_port, "POST", "/predict", body=body,
-                                             headers={"Content-Type": content_type}, timeout=remote.command_timeout)
+        status, answer = http_request(remote, host.bind_address, host.ml_port, "POST", "/predict", body=body,
+                                      headers={"Content-Type": content_type}, timeout=remote.command_timeout)
         if status != 200:
             raise RemoteCommandError(f"Host '{host.name}': warming {task} failed: HTTP {status} {answer[:120]!r}")
         done.append(task)
     return done
 
 
+# --- /ping ----------------------------------------------------------------------------------------
 PING_TIMEOUT = 3.0
+
+
+def ping_via(remote: Remote, address: str, port: int, *, timeout: float = PING_TIMEOUT) -> tuple[int, bytes]:
+    """(status, body) of GET http://address:port/ping made from the remote host; raises as `http_request`."""
+    return http_request(remote, address, port, "GET", "/ping", timeout=timeout)
 
 
 def ping(remote: Remote, host: Host, *, timeout: float = PING_TIMEOUT) -> tuple[bool, str]:
     """(answered pong, what happened) for GET /ping on the host's bind address, from the host."""
     try:
-        status, body = remote.http_get(host.bind_address, host.ml_port, "/ping", timeout=timeout)
+        status, body = ping_via(remote, host.bind_address, host.ml_port, timeout=timeout)
     except (OSError, ValueError, ImmichRemoteError) as exc:
         return False, f"/ping: {getattr(exc, 'message', None) or exc or type(exc).__name__}"
     if status == 200 and body.strip() == b"pong":
         return True, "pong"
     return False, f"/ping answered HTTP {status} {body[:60]!r}"
+
+
+def ping_direct(url: str, *, timeout: float = PING_TIMEOUT) -> tuple[bool, float | None, str | None]:
+    """GET <url>/ping from this machine: (answered pong, latency in ms when it answered, error or None)."""
+    started = time.monotonic()
+    try:
+        response = httpx.get(url.rstrip("/") + "/ping", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return False, None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    elapsed = round((time.monotonic() - started) * 1000, 1)
+    if response.status_code == 200 and response.text.strip() == "pong":
+        return True, elapsed, None
+    return False, elapsed, f"HTTP {response.status_code}"

@@ -19,13 +19,16 @@ from rich.text import Text
 
 from .output import STATUS_STYLE
 
+FAILED_WORDS = {"failed", "rolled-back", "error", "skipped"}
+
 
 class Progress:
     def __init__(self, hosts: Sequence[str], *, enabled: bool = True, title: str = "") -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._steps = {h: "waiting" for h in hosts}
         self._started: dict[str, float] = {}
         self._done: dict[str, str] = {}
+        self._ended: dict[str, float] = {}
         self.enabled = enabled
         self.title = title
         self._console = Console(stderr=True, highlight=False)
@@ -34,7 +37,9 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self._tty:
-            self._live = Live(self._render(), console=self._console, refresh_per_second=8, transient=True)
+            # get_renderable: redrawn on every refresh, so elapsed times count up while a step waits.
+            self._live = Live(get_renderable=self._render, console=self._console, refresh_per_second=4,
+                              transient=True)
             self._live.__enter__()
         return self
 
@@ -58,6 +63,7 @@ class Progress:
     def finish(self, host: str, status: str, detail: str = "") -> None:
         with self._lock:
             self._done[host] = status
+            self._ended[host] = time.monotonic()
             self._steps[host] = f"{status}{': ' + detail if detail else ''}"
             self._emit(host, self._steps[host], final=True)
 
@@ -65,7 +71,7 @@ class Progress:
         if not self.enabled:
             return
         if self._live is not None:
-            self._live.update(self._render())
+            pass  # the live table redraws itself 4 times a second (never refresh under our lock: deadlock)
         else:
             elapsed = time.monotonic() - self._started.get(host, time.monotonic())
             style = STATUS_STYLE.get(text.split(":")[0], "") if final else "dim"
@@ -73,13 +79,27 @@ class Progress:
                                 + Text(f"  ({elapsed:.1f}s)" if final else "", style="dim"))
 
     def _render(self) -> Table:
-        table = Table(title=self.title or None, box=None, show_header=False, pad_edge=False)
+        with self._lock:
+            return self._table()
+
+    def _table(self) -> Table:
+        done = sum(1 for status in self._done.values() if status not in FAILED_WORDS)
+        failed = sum(1 for status in self._done.values() if status in FAILED_WORDS)
+        running = sum(1 for host in self._steps if host in self._started and host not in self._done)
+        queued = len(self._steps) - done - failed - running
+        caption = f"{done} done, {running} running, {failed} failed, {queued} queued"
+        table = Table(title=self.title or None, caption=caption, caption_justify="left", box=None,
+                      show_header=False, pad_edge=False)
         table.add_column("host", style="bold")
         table.add_column("step")
         table.add_column("time", style="dim", justify="right")
         now = time.monotonic()
+        spinner = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"[int(now * 8) % 10]
         for host, text in self._steps.items():
-            elapsed = f"{now - self._started[host]:.1f}s" if host in self._started else ""
+            ended = self._ended.get(host)
+            elapsed = f"{(ended or now) - self._started[host]:.1f}s" if host in self._started else ""
+            if host in self._started and host not in self._done:
+                text = f"{spinner} {text}"
             style = STATUS_STYLE.get(self._done.get(host, ""), "")
             table.add_row(host, Text(text, style=style), elapsed)
         return table

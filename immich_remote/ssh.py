@@ -261,17 +261,23 @@ class Remote:
             raise SSHError(f"Host '{self.target.label}': cannot write {path}: {exc}.",
                            hint="Check that the deploy user owns the remote directory.") from None
 
-    # --- HTTP through the host ---------------------------------------------------------------------
-    def http_get(self, address: str, port: int, path: str = "/ping", *, timeout: float = 5.0) -> tuple[int, bytes]:
-        """GET http://address:port/path *from the host itself*, through this SSH connection.
+    def read_file(self, path: str) -> bytes | None:
+        """A remote file's content; None when it does not exist or cannot be read."""
+        try:
+            with self.sftp.open(path, "rb") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    # --- TCP from the host --------------------------------------------------------------------------
+    def tcp_exchange(self, address: str, port: int, request: bytes, *, timeout: float = 5.0) -> bytes:
+        """Send `request` to address:port *from the host itself* and return everything it answers.
 
         A `direct-tcpip` channel opens the TCP connection on the host's side, so this tests exactly
-        the bind address and port, needs no curl on the host, and never exposes the port.
+        the bind address and port, needs no curl on the host, and never exposes the port. Raises
+        ConnectionRefusedError when nothing listens there, ConnectionError when the channel cannot be
+        opened, TimeoutError when the answer is not complete within `timeout`.
         """
-        return self.http_request(address, port, "GET", path, timeout=timeout)
-
-    def http_request(self, address: str, port: int, method: str, path: str, *, body: bytes = b"",
-                     headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
         self.connect()
         transport = self.conn.client.get_transport()
         if transport is None:
@@ -284,15 +290,10 @@ class Remote:
             raise ConnectionError(f"{address}:{port}: {exc}") from None
         try:
             channel.settimeout(timeout)
-            host_header = f"[{address}]" if ":" in address else address
-            lines = [f"{method} {path} HTTP/1.0", f"Host: {host_header}:{port}", "User-Agent: immich-remote",
-                     f"Content-Length: {len(body)}", "Connection: close"]
-            lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-            channel.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-            raw = _read_all_channel(channel, deadline=time.monotonic() + timeout)
+            channel.sendall(request)
+            return _read_all_channel(channel, deadline=time.monotonic() + timeout)
         finally:
             channel.close()
-        return parse_http_response(raw)
 
 
 def _read_all_channel(channel: paramiko.Channel, *, deadline: float) -> bytes:
@@ -306,14 +307,14 @@ def _read_all_channel(channel: paramiko.Channel, *, deadline: float) -> bytes:
         chunks.append(data)
 
 
-def parse_http_response(raw: bytes) -> tuple[int, bytes]:
-    """(status, body) from a raw HTTP/1.x response; ValueError if it is not one."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    parts = status_line.split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ValueError(f"not an HTTP response: {status_line[:60]!r}")
-    return int(parts[1]), body
+def known_host_key(files: Iterable[Path], address: str, port: int, key_type: str) -> paramiko.PKey | None:
+    """The `key_type` key that these known_hosts files record for address:port, if any."""
+    keys = paramiko.HostKeys()
+    for path in files:
+        if path.is_file():
+            keys.load(str(path))
+    entry = keys.lookup(known_hosts_name(address, port)) or {}
+    return entry.get(key_type)
 
 
 def host_key_of(address: str, port: int, *, timeout: float = 10.0) -> paramiko.PKey:

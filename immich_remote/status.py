@@ -4,11 +4,8 @@ records), and on the Immich side the version and URL list, and which URL the ser
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import httpx
 
 from .deployment import ContainerState, RemoteState, parse_deployment
 from .errors import ImmichRemoteError
@@ -16,6 +13,7 @@ from .facts import sections_script, split_sections
 from .hostcmd import cache_usage, files_state, inspect_containers, sh
 from .immich_api import ImmichClient
 from .inventory import Host, Inventory
+from .ml_api import ping_direct
 from .names import HostPaths
 from .rollout import Connections, HostResult, run_hosts
 from .urls import url_key
@@ -81,16 +79,9 @@ def _size_bytes(text: str) -> int | None:
 
 
 def ping_from_here(url: str, *, timeout: float = 3.0) -> tuple[float | None, str | None]:
-    """(latency in ms, error) of GET <url>/ping from this machine."""
-    started = time.monotonic()
-    try:
-        response = httpx.get(url.rstrip("/") + "/ping", timeout=timeout)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    elapsed = (time.monotonic() - started) * 1000
-    if response.status_code == 200 and response.text.strip() == "pong":
-        return round(elapsed, 1), None
-    return None, f"HTTP {response.status_code}"
+    """(latency in ms, error) of GET <url>/ping from this machine; a latency only for pong."""
+    ok, latency, error = ping_direct(url, timeout=timeout)
+    return (latency, None) if ok else (None, error)
 
 
 def host_status(connections: Connections, host: Host, server_version: ImmichVersion | None,

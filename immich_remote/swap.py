@@ -77,18 +77,18 @@ class HostLock:
 def read_remote_files(remote: Remote, paths: HostPaths, names: Sequence[str] = MANAGED_FILES) -> dict[str, bytes]:
     found = {}
     for name in names:
-        try:
-            with remote.sftp.open(paths.join(name), "rb") as handle:
-                found[name] = handle.read()
-        except OSError:
-            continue
+        content = remote.read_file(paths.join(name))
+        if content is not None:
+            found[name] = content
     return found
 
 def read_release_meta(remote: Remote, paths: HostPaths, release_id: str) -> dict[str, Any]:
+    content = remote.read_file(paths.release(release_id) + "/release.json")
+    if content is None:
+        return {}
     try:
-        with remote.sftp.open(paths.release(release_id) + "/release.json", "rb") as handle:
-            return json.loads(handle.read() or b"{}")
-    except (OSError, ValueError):
+        return json.loads(content or b"{}")
+    except ValueError:
         return {}
 
 def unified_diff(name: str, before: bytes | None, after: bytes | None) -> str:
@@ -221,7 +221,8 @@ class Swap:
     def do_gate(self) -> None:
         self.progress("waiting for /ping")
         self.gate = wait_serving(self.remote, self.host, self.rendering.image,
-                                 timeout=self.ctx.options.health_timeout, watch=self.watch)
+                                 timeout=self.ctx.options.health_timeout, watch=self.watch,
+                                 report=lambda why: self.progress(f"waiting for /ping: {why}"))
         if self.watch is not None:
             self.watch.stop()
             self.window = self.watch.window()

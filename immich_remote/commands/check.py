@@ -102,6 +102,7 @@ def check_command(app: App, names: tuple[str, ...], *, server_version: str | Non
 
 def reachability(server: Remote, hosts: list[Host], reports: dict[str, HostReport]) -> None:
     """From the Immich server's own host, can each ML URL be reached? That is the path that matters."""
+    from ..ml_api import ping_via
     from ..preflight import FAIL, PASS, WARN, Check
 
     try:
@@ -114,7 +115,7 @@ def reachability(server: Remote, hosts: list[Host], reports: dict[str, HostRepor
         parts = urlsplit(host.url)
         address, port = parts.hostname or "", parts.port or 80
         try:
-            status, body = server.http_get(address, port, "/ping", timeout=5)
+            status, body = ping_via(server, address, port, timeout=5)
             check = Check("from immich", PASS, f"the Immich host reaches {host.url}: /ping -> {body.strip()[:20]!r}") \
                 if status == 200 else Check("from immich", WARN, f"{host.url} answered HTTP {status}")
         except ConnectionRefusedError as exc:

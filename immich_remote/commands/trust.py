@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from ..app import App, pass_app
 from ..errors import InputError
 from ..options import complete_hosts, json_option
-
-if TYPE_CHECKING:
-    import paramiko
 
 
 @click.command()
@@ -44,6 +40,7 @@ def trust_command(app: App, name: str, *, yes: bool) -> None:
         append_known_host,
         fingerprint,
         host_key_of,
+        known_host_key,
         known_hosts_name,
         resolve_target,
     )
@@ -58,7 +55,7 @@ def trust_command(app: App, name: str, *, yes: bool) -> None:
     address, port, _user = resolve_target(target, inv.ssh.config)
     key = host_key_of(address, port, timeout=inv.ssh.connect_timeout)
     path = Path(inv.ssh.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
-    known = _known_key(address, port, [DEFAULT_KNOWN_HOSTS.expanduser(), path], key.get_name())
+    known = known_host_key([DEFAULT_KNOWN_HOSTS.expanduser(), path], address, port, key.get_name())
     if known is not None:
         if known == key:
             app.out.line(f"{target.label} ({address}:{port}) is already trusted: {fingerprint(key)}.")
@@ -80,15 +77,3 @@ def trust_command(app: App, name: str, *, yes: bool) -> None:
     else:
         app.out.line(f"Recorded in {path}.", style="green")
 
-
-def _known_key(address: str, port: int, files: list[Path], key_type: str) -> paramiko.PKey | None:
-    import paramiko
-
-    from ..ssh import known_hosts_name
-
-    keys = paramiko.HostKeys()
-    for path in files:
-        if path.is_file():
-            keys.load(str(path))
-    entry = keys.lookup(known_hosts_name(address, port)) or {}
-    return entry.get(key_type)

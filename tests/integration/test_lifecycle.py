@@ -61,9 +61,10 @@ def test_upgrade_moves_every_host_and_keeps_the_model_cache(old_sandbox, immich_
 
 
 def events(host, since: int) -> list[tuple[int, str, str, str]]:
-    """(time, type, action, actor) of the host engine's events since `since`."""
+    """(time in ns, type, action, actor) of the host engine's events since `since` (nanoseconds: a pull and
+    a stop within the same second must still be ordered)."""
     lines = inner(host, "events", "--since", str(since), "--until", str(int(time.time()) + 1), "--format",
-                  "{{.Time}} {{.Type}} {{.Action}} {{.Actor.ID}}").splitlines()
+                  "{{.TimeNano}} {{.Type}} {{.Action}} {{.Actor.ID}}").splitlines()
     return [(int(t), kind, action, actor) for t, kind, action, actor in (line.split(" ", 3) for line in lines)]
 
 
@@ -77,7 +78,7 @@ def test_upgrade_prepulls_everywhere_before_the_first_swap(old_sandbox, immich_f
     swaps = [t for h in box.hosts for t, kind, action, _ in events(h, since) if kind == "container"
              and action == "stop"]
     assert len(pulls) == 3 and swaps
-    assert max(pulls) <= min(swaps)  # the last host had its image before the first container stopped
+    assert max(pulls) < min(swaps)  # the last host had its image before the first container stopped
 
 
 def test_a_broken_new_version_stops_the_upgrade_then_max_fail_lets_the_others_go(testbed, fresh_hosts,

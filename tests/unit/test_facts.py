@@ -1,5 +1,8 @@
 """Parsers against real probe output captured on a real GPU host (tests/fixtures/host-probes, unmodified)."""
 
+import os
+import platform
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,10 +80,25 @@ def test_toolkit_detected_from_docker_runtimes():
     assert choose("auto", f, host="h").backend == "cuda"
 
 
-def test_probe_script_sections_round_trip():
-    script = probe_script(remote_dir="~/immich-remote-ml")
+def test_probe_script_run_by_a_real_sh_reads_this_machine(tmp_path):
+    # The round trip for real: the probe runs in /bin/sh here (no SSH, nothing mocked) and its output
+    # parses into facts that match what Python sees of the same machine.
+    script = probe_script(remote_dir=str(tmp_path / "ml"))
+    out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60).stdout
+    sections = split_sections(out)
     names = [line.split("@@ir:")[1].split("@@")[0] for line in script.splitlines() if "@@ir:" in line]
     assert {"uname", "which", "nvidia-smi-L", "docker-version", "compose-version", "listeners"} <= set(names)
+    assert {"uname", "docker-version", "compose-version", "listeners"} <= set(sections)
+    facts = HostFacts.from_sections(sections)
+    assert facts.machine == platform.machine()
+    assert facts.arch == {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
+    assert facts.cpus == os.cpu_count()
+    with open("/proc/meminfo") as meminfo:
+        total_kib = int(meminfo.readline().split()[1])
+    assert facts.mem_total == total_kib * 1024
+
+
+def test_probe_sections_parse_a_host_without_docker_access():
     output = "@@ir:uname@@\nLinux h 6.1 #1 SMP aarch64 GNU/Linux\n@@ir:docker-version@@\npermission denied while " \
              "trying to connect to the Docker daemon socket\n@@ir:compose-version@@\n2.40.3\n"
     f = HostFacts.from_sections(split_sections(output))
