@@ -191,7 +191,7 @@ def wait_serving(remote: Remote, host: Host, image: str, *, timeout: float | Non
             wrong_answer_since = None
         if report is not None and (detail, what) != reported:
             reported = (detail, what)
-            report(what if detail in ("running", "no answer yet") else f"{detail}; {what}")
+            report(what if detail in ("running", "no answer yet", what) else f"{detail}; {what}")
         if elapsed >= limit:
             return _failed(remote, host, f"no pong within {limit:g}s ({detail}; {what})", elapsed, container)
         time.sleep(WATCH_INTERVAL if watch is not None else 0.2)

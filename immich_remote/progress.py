@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -78,18 +78,17 @@ class Progress:
             self._console.print(Text(f"{host}: ", style="bold") + Text(text, style=style)
                                 + Text(f"  ({elapsed:.1f}s)" if final else "", style="dim"))
 
-    def _render(self) -> Table:
+    def _render(self) -> Group:
         with self._lock:
-            return self._table()
+            return self._view()
 
-    def _table(self) -> Table:
+    def _view(self) -> Group:
         done = sum(1 for status in self._done.values() if status not in FAILED_WORDS)
         failed = sum(1 for status in self._done.values() if status in FAILED_WORDS)
         running = sum(1 for host in self._steps if host in self._started and host not in self._done)
         queued = len(self._steps) - done - failed - running
-        caption = f"{done} done, {running} running, {failed} failed, {queued} queued"
-        table = Table(title=self.title or None, caption=caption, caption_justify="left", box=None,
-                      show_header=False, pad_edge=False)
+        overall = Text(f"{done} done, {running} running, {failed} failed, {queued} queued", style="dim")
+        table = Table(title=self.title or None, box=None, show_header=False, pad_edge=False)
         table.add_column("host", style="bold")
         table.add_column("step")
         table.add_column("time", style="dim", justify="right")
@@ -102,4 +101,4 @@ class Progress:
                 text = f"{spinner} {text}"
             style = STATUS_STYLE.get(self._done.get(host, ""), "")
             table.add_row(host, Text(text, style=style), elapsed)
-        return table
+        return Group(table, overall)
