@@ -123,8 +123,9 @@ def outage_window(samples: list[tuple[float, bool]]) -> float | None:
 
 
 def current_container(remote: Remote, image: str | None = None) -> ContainerState | None:
-    containers = [c for c in parse_inspect(remote.run(sh(inspect_containers()), what="docker inspect").stdout)
-                  if c.service == SERVICE_NAME]
+    # A short bound: `docker inspect` answers in well under a second; one that hangs means the host does.
+    listing = remote.run(sh(inspect_containers()), what="docker inspect", timeout=min(remote.command_timeout, 30))
+    containers = [c for c in parse_inspect(listing.stdout) if c.service == SERVICE_NAME]
     if image:
         matching = [c for c in containers if c.image == image]
         containers = matching or containers

@@ -95,6 +95,7 @@ class Remote:
         self.target = target
         self.command_timeout = command_timeout
         self.connect_timeout = connect_timeout
+        self.stopped_answering = ""  # why, once a command timed out: later commands fail at once
         self._gate = handshake_gate or threading.Semaphore(4)
         config = Config(runtime_ssh_path=str(ssh_config)) if ssh_config else Config()
         connect_kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout,
@@ -186,18 +187,27 @@ class Remote:
         """Run a command (a shell string, or argv that is quoted for you) with a timeout."""
         text = command if isinstance(command, str) else shlex.join(command)
         limit = timeout or self.command_timeout
+        if self.stopped_answering:
+            # A command already timed out on this host in this run: it is hung or cut off. Fail at once
+            # instead of waiting a full timeout for every later command (a rollback has several).
+            raise RemoteCommandError(f"Host '{self.target.label}': {what or 'a command'} not tried: the host "
+                                     f"stopped answering ({self.stopped_answering}).", command=text,
+                                     hint="Check the host; when it answers again, run the command again "
+                                     "(with --break-lock if its lock was left behind).")
         self.connect()
         started = time.monotonic()
         try:
             result = self.conn.run(text, hide=True, warn=True, timeout=limit, pty=False, in_stream=False)
         except CommandTimedOut:
+            self.stopped_answering = f"{what or 'a command'} did not finish within {limit:g} s"
             raise RemoteCommandError(
                 f"Host '{self.target.label}': {what or 'a command'} did not finish within {limit:g} s "
                 "(the host may be hung or overloaded).", command=text,
                 hint="Retry when the host responds; raise ssh.command_timeout for slow pulls.") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise SSHError(f"Host '{self.target.label}': the SSH connection failed during "
-                           f"{what or 'a command'}: {exc or type(exc).__name__}.") from None
+            self.stopped_answering = f"the SSH connection failed during {what or 'a command'}: " \
+                                     f"{exc or type(exc).__name__}"
+            raise SSHError(f"Host '{self.target.label}': {self.stopped_answering}.") from None
         done = CommandResult(text, result.stdout, result.stderr, result.exited, time.monotonic() - started)
         if check and not done.ok:
             detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]

@@ -39,6 +39,14 @@ from .rollout import HostResult
 from .snapshots import stamp, utc_now, who
 from .ssh import Remote
 
+# Everything a swap runs on the host (files, `compose up`, history) is quick: the image is already
+# there. A host that does not answer one of them within this bound is hung, not slow.
+QUICK_COMMAND = 120.0
+
+
+def quick(remote: Remote) -> float:
+    return min(remote.command_timeout, QUICK_COMMAND)
+
 
 def owner_record(command: str) -> dict[str, Any]:
     return {"by": who(), "at": utc_now().isoformat(timespec="seconds"), "command": command,
@@ -53,7 +61,7 @@ class HostLock:
         self.held = False
 
     def __enter__(self) -> HostLock:
-        out = self.remote.run(take_lock(self.paths, json.dumps(self.owner), force=self.force), what="taking the lock")
+        out = self.remote.run(take_lock(self.paths, json.dumps(self.owner), force=self.force), timeout=quick(self.remote), what="taking the lock")
         lines = out.stdout.strip().splitlines()
         if not lines or lines[0] != "LOCKED":
             try:
@@ -114,12 +122,12 @@ def release_meta(host: Host, rendering: Rendering, command: str) -> dict[str, An
             "tool": f"immich-remote {__version__}"}
 
 def upload_release(remote: Remote, paths: HostPaths, release_id: str, rendering: Rendering, meta: dict[str, Any]) -> None:
-    remote.run(prepare_release(paths, release_id), what="preparing the release directory")
+    remote.run(prepare_release(paths, release_id), timeout=quick(remote), what="preparing the release directory")
     staging = staging_dir(paths, release_id)
     for f in rendering.files:
         remote.write_file(f"{staging}/{f.name}", f.content)
     remote.write_file(f"{staging}/release.json", (json.dumps(meta, indent=2) + "\n").encode())
-    remote.run(commit_release(paths, release_id), what="committing the release")
+    remote.run(commit_release(paths, release_id), timeout=quick(remote), what="committing the release")
 
 def state_record(current: str, previous: str | None, meta: dict[str, Any]) -> str:
     return json.dumps({"current": current, "previous": previous, **{k: meta.get(k) for k in
@@ -184,8 +192,14 @@ class Swap:
                 return HostResult(self.host.name, status, self.detail, window=self.window,
                                   details={"release": self.release_id})
             self.progress("rolling back")
-            return roll_back(self.ctx, self.host, self.remote, self.paths, self.p.action, self.old_current,
-                             self.old_state, self.release_id, failure, logs, self.meta)
+            try:
+                return roll_back(self.ctx, self.host, self.remote, self.paths, self.p.action, self.old_current,
+                                 self.old_state, self.release_id, failure, logs, self.meta)
+            except ImmichRemoteError as exc:  # the host stopped answering: it cannot be rolled back from here
+                return HostResult(self.host.name, "failed", f"{failure}; rolling back was not possible: "
+                                  f"{exc.message}", "check the host; when it answers again, run the same "
+                                  "command again (add --break-lock if it says the lock is held by this run)",
+                                  details={"failed_release": self.release_id})
 
     # --- the steps (names as in steps.py) ---------------------------------------------------------
     def do_lock(self) -> None:
@@ -199,7 +213,7 @@ class Swap:
     def do_adopt(self) -> None:
         # Files from a manual setup: keep them as a release so rollback can return to them.
         self.old_current = f"{stamp()}-adopted"
-        self.remote.run(adopt_current(self.paths, self.old_current), what="keeping the existing files")
+        self.remote.run(adopt_current(self.paths, self.old_current), timeout=quick(self.remote), what="keeping the existing files")
         container = self.p.found.remote.container
         self.old_state = {"current": self.old_current, "previous": None,
                           "image": container.image if container else None}
@@ -213,10 +227,10 @@ class Swap:
         self.progress("starting")
         self.watch = PingWatch(self.remote, self.host).__enter__()  # the window is measured from here
         self.remote.run(activate(self.paths, self.release_id, state_record(self.release_id, self.previous, self.meta)),
-                        what="activating the files")
+                        timeout=quick(self.remote), what="activating the files")
 
     def do_up(self) -> None:
-        self.remote.run(compose_up(self.paths, recreate=self.p.action == RESTART), what="docker compose up")
+        self.remote.run(compose_up(self.paths, recreate=self.p.action == RESTART), timeout=quick(self.remote), what="docker compose up")
 
     def do_gate(self) -> None:
         self.progress("waiting for /ping")
@@ -240,11 +254,12 @@ class Swap:
         self.remote.run(append_history(self.paths, json.dumps({**self.meta, "event": self.ctx.options.command,
                                                                "release": self.release_id, "result": "ok",
                                                                "window": self.window})),
-                        check=False, what="history")
+                        check=False, timeout=quick(self.remote), what="history")
 
     def do_prune(self) -> None:
         self.remote.run(prune_releases(self.paths, [self.release_id, self.previous or ""]), check=False,
-                        what="pruning old releases")
+                        timeout=quick(self.remote), what="pruning old releases")
+
 
 def roll_back(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, action: str, old_current: str | None,
               old_state: dict[str, Any], failed_release: str, failure: str, logs: str,
@@ -252,19 +267,19 @@ def roll_back(ctx: HostContext, host: Host, remote: Remote, paths: HostPaths, ac
     """Return the host to what ran before; with nothing before, take the failed container down again."""
     details: dict[str, Any] = {"failed_release": failed_release, "logs": logs.splitlines()[-15:]}
     remote.run(append_history(paths, json.dumps({**meta, "event": ctx.options.command, "release": failed_release,
-                                                 "result": "failed", "reason": failure})), check=False, what="history")
+                                                 "result": "failed", "reason": failure})), check=False, timeout=quick(remote), what="history")
     if action == RESTART:
         return HostResult(host.name, "failed", f"{failure}; the current release does not start again",
                           "see the container logs (`docker compose logs` on the host)", details=details)
     if old_current is None:
-        remote.run(compose_down(paths), check=False, what="docker compose down")
-        remote.run(remove_files(paths), check=False, what="removing the failed files")
+        remote.run(compose_down(paths), check=False, timeout=quick(remote), what="docker compose down")
+        remote.run(remove_files(paths), check=False, timeout=quick(remote), what="removing the failed files")
         return HostResult(host.name, "failed", f"{failure}; nothing ran here before, so the new container was "
                           "removed again (the model cache is kept)", "fix the cause and deploy again", details=details)
     previous_image = read_release_meta(remote, paths, old_current).get("image") or old_state.get("image")
     try:
-        remote.run(activate(paths, old_current, json.dumps(old_state)), what="restoring the previous files")
-        remote.run(compose_up(paths), what="docker compose up (previous release)")
+        remote.run(activate(paths, old_current, json.dumps(old_state)), timeout=quick(remote), what="restoring the previous files")
+        remote.run(compose_up(paths), timeout=quick(remote), what="docker compose up (previous release)")
         gate = wait_serving(remote, host, previous_image, timeout=ctx.options.health_timeout) if previous_image \
             else None
     except RemoteCommandError as exc:

@@ -223,7 +223,16 @@ def register_hosts(app: App, client: ImmichClient, immich: ImmichReport, good: S
             data["config_file_snippet"] = config_file_snippet(immich.config, wanted)
             return data, EXIT_CONFIG_LOCKED
         return data, 0
-    before, after, changed = register(client, compute)
+    try:
+        before, after, changed = register(client, compute)
+    except ImmichRemoteError as exc:
+        if "no machine-learning URL" in exc.message:
+            raise
+        # The hosts are done; only Immich's answer failed. Nothing was written (set_ml_urls writes once,
+        # after its reads, and verifies), so the next run finds the hosts unchanged and writes the list.
+        data.update(urls_after=urls_before, changed=False, wanted=wanted,
+                    error=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        return data, EXIT_FAILED
     data.update(urls_before=before, urls_after=after, changed=changed)
     if snapshot:
         snapshot.update_meta(urls_after=after)
@@ -270,7 +279,7 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
         good = ok_hosts(hosts, results) if not options.dry_run else \
             [h for h in hosts if by_name[h.name].status == "dry-run"]
         immich_data, code = register_hosts(app, client, immich, good, snapshot=snapshot, dry_run=options.dry_run)
-        if run_missing and good and not options.dry_run:
+        if run_missing and good and not options.dry_run and not code:
             for queue in ML_QUEUES:
                 client.start_missing(queue)
             immich_data["missing_started"] = list(ML_QUEUES)
@@ -310,7 +319,9 @@ def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot
             out.info(f"Recorded before the change: {snapshot_path}")
         return
     before, after = immich["urls_before"], immich.get("urls_after", immich["urls_before"])
-    if immich.get("locked") and immich.get("wanted", before) != before:
+    if immich.get("error"):
+        state = "not applied: Immich did not answer as expected"
+    elif immich.get("locked") and immich.get("wanted", before) != before:
         state = "not applied: locked by IMMICH_CONFIG_FILE"
     elif dry_run:
         state = "would change" if immich.get("changed") else "unchanged"
@@ -320,6 +331,10 @@ def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot
     out.line(f"  before: {', '.join(before)}")
     out.line(f"  {'wanted' if 'wanted' in immich and state.startswith('not applied') else 'after'}:  "
              f"{', '.join(immich.get('wanted', after))}")
+    if immich.get("error"):
+        out.warn(f"Immich's URL list was NOT changed: {immich['error']}. The hosts above are as the table says; "
+                 f"run the same command again when Immich answers: it finds them unchanged and only writes the "
+                 f"URL list.")
     if immich.get("config_file_snippet"):
         out.warn("Immich's settings come from IMMICH_CONFIG_FILE, so the API cannot change them. Put this into that "
                  "file's machineLearning section, then restart the Immich server:")

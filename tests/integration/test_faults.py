@@ -121,3 +121,87 @@ def test_a_port_taken_by_another_program_refuses_that_host_only(sandbox):
     assert status["ml1"]["status"] == status["ml3"]["status"] == "deployed"
     assert ml_container(busy) is None
     assert sandbox.host_named("ml2").ml_url not in sandbox.urls()
+
+
+def test_immich_failing_at_registration_leaves_the_hosts_deployed_and_the_next_run_finishes(sandbox):
+    local = sandbox.bed.local_ml_url
+    sandbox.fake.fail_requests("PUT", "/api/system-config", status=500, count=10)
+    data = json.loads(sandbox.cli("--json", "deploy", expect=1).stdout)
+    assert [h["status"] for h in data["hosts"]] == ["deployed"] * 3
+    assert data["immich"]["changed"] is False and "HTTP 500" in data["immich"]["error"]
+    assert sandbox.urls() == [local]  # nothing half-written
+    human = sandbox.cli("deploy", expect=1).output
+    assert "Immich's URL list was NOT changed" in human and "run the same command again" in human
+    sandbox.fake.reset()  # Immich answers again
+    data = sandbox.cli_json("deploy")
+    assert [h["status"] for h in data["hosts"]] == ["unchanged"] * 3 and data["immich"]["changed"] is True
+    assert sandbox.urls() == [h.ml_url for h in sandbox.hosts] + [local]
+
+
+def test_immich_down_before_the_run_touches_no_host(sandbox):
+    sandbox.fake.stop()
+    result = sandbox.cli("deploy", expect=1)
+    assert "Cannot reach the Immich server" in result.output and "immich.url" in result.output
+    assert all(ml_container(h) is None for h in sandbox.hosts)
+
+
+def test_docker_stopped_on_a_host_refuses_that_host_with_the_fix(sandbox):
+    host = sandbox.host_named("ml2")
+    host.exec(["mv", "/var/run/docker.sock", "/var/run/docker.sock.away"])  # what a stopped daemon looks like
+    try:
+        data = json.loads(sandbox.cli("--json", "deploy", expect=1).stdout)
+    finally:
+        host.exec(["mv", "/var/run/docker.sock.away", "/var/run/docker.sock"])
+    status = {h["host"]: h for h in data["hosts"]}
+    assert status["ml2"]["status"] == "failed" and "does not answer" in status["ml2"]["message"]
+    assert "systemctl enable --now docker" in status["ml2"]["fix"]
+    assert status["ml1"]["status"] == status["ml3"]["status"] == "deployed"
+
+
+def test_a_host_cut_off_by_a_network_partition_fails_in_bounded_time(sandbox):
+    cut = sandbox.host_named("ml2")
+    cut.partition()  # packets dropped, like a lost network: nothing refuses, nothing answers
+    started = time.monotonic()
+    data = json.loads(sandbox.cli("--json", "deploy", expect=1).stdout)
+    elapsed = time.monotonic() - started
+    status = {h["host"]: h for h in data["hosts"]}
+    assert status["ml2"]["status"] == "failed"
+    assert status["ml1"]["status"] == status["ml3"]["status"] == "deployed"
+    assert cut.ml_url not in sandbox.urls()
+    assert elapsed < 45, elapsed  # ssh.connect_timeout (default 10 s) bounds it; the others were not held back
+
+
+def test_a_host_that_hangs_during_its_health_gate_fails_in_bounded_time(testbed, fresh_hosts, immich_fake_factory,
+                                                                        tmp_path):
+    box = make_sandbox(testbed, fresh_hosts, immich_fake_factory, tmp_path, version="2.7.4")
+    box.cli("deploy")
+    box.fake = immich_fake_factory("2.7.5", config=box.fake.config, ml_url=box.bed.local_ml_url)
+    # The new release answers /ping only after 8 s, so the canary's gate is surely waiting when ml3 hangs.
+    box.write_inventory(env={"MACHINE_LEARNING_STUB_START_DELAY": "8"})
+    urls = box.urls()
+    canary = box.host_named("ml3")
+
+    def hang_the_canary_in_its_gate() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            container = ml_container(canary)
+            if container and container["Config"]["Image"].endswith(":v2.7.5") and \
+                    container["State"]["Status"] == "running":
+                time.sleep(1)  # `compose up` has returned: the gate is waiting out the 8 s start delay
+                canary.pause()
+                return
+            time.sleep(0.2)
+
+    fault = threading.Thread(target=hang_the_canary_in_its_gate, daemon=True)
+    fault.start()
+    started = time.monotonic()
+    data = json.loads(box.cli("--json", "upgrade", expect=1).stdout)
+    elapsed = time.monotonic() - started
+    fault.join(5)
+    status = {h["host"]: h for h in data["hosts"]}
+    assert status["ml3"]["status"] == "failed" and "rolling back was not possible" in status["ml3"]["message"]
+    assert "stopped answering" in status["ml3"]["message"]
+    assert status["ml1"]["status"] == status["ml2"]["status"] == "skipped"
+    assert all(ml_container(h)["Config"]["Image"] == f"{IMAGE}:v2.7.4" for h in box.hosts[:2])
+    assert box.urls() == urls
+    assert elapsed < 90, elapsed  # the gate's `docker inspect` gives up after 30 s, the rollback at once

@@ -266,6 +266,7 @@ class FakeImmichServer:
         self._config_writes: list[dict] = []
         self._stripped: list[str] = []
         self._pending_changes: list[PendingChange] = []
+        self._failures: list[list] = []  # [method, path, status, remaining]: see fail_requests
         self.queues = QueueBoard(queue_names(self.version))
         self.ml = MLRouter(predict_timeout=predict_timeout)
         self._http = BackgroundHTTPServer(_make_handler(self), host, port)
@@ -327,6 +328,20 @@ class FakeImmichServer:
             self._config = fill_defaults(copy.deepcopy(config), self._defaults)
             self._persist()
             self.ml.setup(self._config["machineLearning"])
+
+    def fail_requests(self, method: str, path: str, *, status: int = 500, count: int = 1) -> None:
+        """Play a server that breaks mid-run: the next ``count`` requests ``method path`` answer ``status``
+        with Immich's error body for it (e.g. 500 "Internal server error") instead of being served."""
+        with self._lock:
+            self._failures.append([method.upper(), path, status, count])
+
+    def _take_failure(self, method: str, path: str) -> int | None:
+        with self._lock:
+            for failure in self._failures:
+                if failure[0] == method and failure[1] == path and failure[3] > 0:
+                    failure[3] -= 1
+                    return failure[2]
+        return None
 
     def change_config_on_read(self, changes: dict, *, read: int = 1) -> None:
         """Play another admin who saves settings while a client works (Immich has no ETag to stop that).
@@ -398,6 +413,7 @@ class FakeImmichServer:
             self._config_writes.clear()
             self._stripped.clear()
             self._pending_changes.clear()
+            self._failures.clear()
             self.queues.clear_commands()
             self.ml.clear_logs()
             if config:
@@ -451,6 +467,9 @@ class FakeImmichServer:
         )
         cid = _correlation_id()
         try:
+            injected = self._take_failure(method, path)
+            if injected is not None:
+                raise HttpError(injected, "Internal server error" if injected == 500 else "Injected failure")
             status, payload = self._dispatch(method, path, raw_path, query, lowered, body)
             response = payload
             extra: dict[str, str] = {}
