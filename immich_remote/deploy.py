@@ -114,14 +114,11 @@ def register(client: ImmichClient, compute: Callable[[list[str]], list[str]]) ->
     """Apply `compute(current urls)` to Immich's config; (before, after, changed). No PUT when equal.
 
     `compute` is applied to the list as stored right before the write, so a URL someone adds while
-    we deploy is kept (see ImmichClient.set_ml_urls)."""
-    config = client.get_config()
-    before = list(config["machineLearning"]["urls"])
-    if compute(before) == before:
-        return before, before, False
+    we deploy is kept (see ImmichClient.set_ml_urls, which also skips the write when nothing changes)."""
     replaced, saved = client.set_ml_urls(compute)
-    after = list(saved["machineLearning"]["urls"])
-    return list(replaced["machineLearning"]["urls"]), after, after != list(replaced["machineLearning"]["urls"])
+    before, after = list(replaced["machineLearning"]["urls"]), list(saved["machineLearning"]["urls"])
+    return before, after, after != before
+
 
 def ok_hosts(hosts: Sequence[Host], results: Sequence[HostResult]) -> list[Host]:
     good = {r.host for r in results if r.status in ("deployed", "unchanged", "restarted", "upgraded")}

@@ -198,10 +198,6 @@ def wait_serving(remote: Remote, host: Host, image: str, *, timeout: float | Non
         time.sleep(WATCH_INTERVAL if watch is not None else 0.2)
 
 
-# Kept for callers that only need the verdict; the gate no longer waits for Docker's healthy status.
-wait_healthy = wait_serving
-
-
 def _failed(remote: Remote, host: Host, detail: str, elapsed: float, container: ContainerState | None) -> GateResult:
     logs = ""
     try:

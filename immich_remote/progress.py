@@ -68,15 +68,13 @@ class Progress:
             self._emit(host, self._steps[host], final=True)
 
     def _emit(self, host: str, text: str, final: bool = False) -> None:
-        if not self.enabled:
+        # The live table redraws itself 4 times a second (never refresh it under our lock: deadlock).
+        if not self.enabled or self._live is not None:
             return
-        if self._live is not None:
-            pass  # the live table redraws itself 4 times a second (never refresh under our lock: deadlock)
-        else:
-            elapsed = time.monotonic() - self._started.get(host, time.monotonic())
-            style = STATUS_STYLE.get(text.split(":")[0], "") if final else "dim"
-            self._console.print(Text(f"{host}: ", style="bold") + Text(text, style=style)
-                                + Text(f"  ({elapsed:.1f}s)" if final else "", style="dim"))
+        elapsed = time.monotonic() - self._started.get(host, time.monotonic())
+        style = STATUS_STYLE.get(text.split(":")[0], "") if final else "dim"
+        self._console.print(Text(f"{host}: ", style="bold") + Text(text, style=style)
+                            + Text(f"  ({elapsed:.1f}s)" if final else "", style="dim"))
 
     def _render(self) -> Group:
         with self._lock:

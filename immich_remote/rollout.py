@@ -98,26 +98,17 @@ class Connections:
 
 
 def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], Any], *, parallel: int | None = None,
-              max_fail: int | None = None, progress: Progress | None = None) -> list[Any]:
+              progress: Progress | None = None) -> list[Any]:
     """Run `procedure` for every host, `parallel` at a time (default: all at once); results in host order.
 
     An ImmichRemoteError (or any exception) in one host becomes that host's `failed` result. A
     procedure may return something else than a HostResult (a staged host, say): that host is not
     finished yet, so the progress line stays as it is.
     """
-    failures = 0
     lock = threading.Lock()
     results: dict[str, Any] = {}
 
     def one(host: Host) -> None:
-        nonlocal failures
-        with lock:
-            if max_fail is not None and failures >= max_fail:
-                results[host.name] = HostResult(host.name, "skipped", f"not started: {failures} host(s) failed "
-                                                f"(--max-fail {max_fail})")
-                if progress:
-                    progress.finish(host.name, "skipped", "failure budget spent")
-                return
         started = time.monotonic()
         try:
             result = procedure(host)
@@ -132,8 +123,6 @@ def run_hosts(hosts: Sequence[Host], procedure: Callable[[Host], Any], *, parall
         result.duration = result.duration or (time.monotonic() - started)
         with lock:
             results[host.name] = result
-            if result.failed:
-                failures += 1
         if progress:
             progress.finish(host.name, result.status, result.message if result.failed else "")
 
@@ -222,7 +211,7 @@ def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Ca
                 swapping.discard(host.name)
 
     try:
-        staged = run_hosts(hosts, lambda h: stage(h), parallel=parallel, progress=progress)
+        staged = run_hosts(hosts, stage, parallel=parallel, progress=progress)
         for host, result in zip(hosts, staged, strict=True):
             if isinstance(result, HostResult):
                 final[host.name] = result

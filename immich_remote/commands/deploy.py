@@ -128,14 +128,14 @@ def start_snapshot(app: App, command: str, immich: ImmichReport, hosts: Sequence
 
 def run_procedure(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections, Progress], HostContext],
                   procedure: Callable[[HostContext, Host], HostResult], *, parallel: int | None,
-                  max_fail: int | None = None, title: str = "") -> list[HostResult]:
+                  title: str = "") -> list[HostResult]:
     from ..progress import Progress
     from ..rollout import Connections, run_hosts
 
     with Connections(app.inventory) as connections, Progress(
             [h.name for h in hosts], enabled=not app.json or app.out.verbose > 0, title=title) as progress:
         ctx = ctx_factory(connections, progress)
-        return run_hosts(hosts, lambda h: procedure(ctx, h), parallel=parallel, max_fail=max_fail, progress=progress)
+        return run_hosts(hosts, lambda h: procedure(ctx, h), parallel=parallel, progress=progress)
 
 
 def planned_urls(app: App, immich: ImmichReport, hosts: Sequence[Host]) -> list[str]:
@@ -145,22 +145,27 @@ def planned_urls(app: App, immich: ImmichReport, hosts: Sequence[Host]) -> list[
     return desired_urls(app.inventory, current=list(immich.config["machineLearning"]["urls"]), registered=hosts)
 
 
-def roll_out(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connections, Progress], HostContext], *,
-             urls: Sequence[str], command: str, batch: int | None, max_fail: int | None,
-             parallel: int | None, server_moved: Callable[[], str | None] | None = None) -> Rollout:
-    """Deploy and upgrade: stage every host, swap a canary, then the rest; results in Immich's URL order."""
+def roll_out(app: App, client: ImmichClient, immich: ImmichReport, hosts: Sequence[Host], *, options: DeployOptions,
+             snapshot: Snapshot | None, pinned: bool, batch: int | None, max_fail: int | None,
+             parallel: int | None) -> Rollout:
+    """Deploy and upgrade: stage every host, swap a canary, then the rest; results in Immich's URL order.
+
+    Every host runs `immich.version` (the server's, or the pinned one); an unpinned rollout stops if
+    the server changes version under it (`version_watch`)."""
+    from ..context import HostContext
     from ..deploy import prepare_and_stage, swap_host
     from ..progress import Progress
     from ..rollout import Connections, Rollout, canary_rollout, url_order
 
-    shown = url_order(hosts, urls)
+    shown = url_order(hosts, planned_urls(app, immich, hosts))
     with Connections(app.inventory) as connections, Progress(
             [h.name for h in shown], enabled=not app.json or app.out.verbose > 0) as progress:
-        ctx = ctx_factory(connections, progress)
+        ctx = HostContext(app.inventory, immich.version, options, connections, progress, snapshot, immich.config)
         rollout = canary_rollout(list(reversed(shown)), lambda h: prepare_and_stage(ctx, h),
-                                 lambda staged: swap_host(ctx, staged), command=command, batch=batch,
+                                 lambda staged: swap_host(ctx, staged), command=options.command, batch=batch,
                                  max_fail=max_fail or 1, parallel=parallel, progress=progress,
-                                 abandon=lambda h: connections.remote(h).close(), before_wave=server_moved)
+                                 abandon=lambda h: connections.remote(h).close(),
+                                 before_wave=version_watch(client, immich.version, pinned))
     by_host = {r.host: r for r in rollout.results}
     return Rollout([by_host[h.name] for h in shown], rollout.canary, rollout.interrupted)
 
@@ -253,7 +258,7 @@ def close_snapshot(snapshot: Snapshot, results: Sequence[HostResult], immich_dat
 
 def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | None, options: DeployOptions,
                    parallel: int | None, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
-    from ..deploy import HostContext, ok_hosts
+    from ..deploy import ok_hosts
     from ..immich_api import ML_QUEUES, ImmichClient
     from ..versions import ImmichVersion
 
@@ -267,11 +272,8 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
         snapshot = None if options.dry_run else start_snapshot(app, options.command, immich, hosts)
         app.out.info(f"Deploying Immich ML {version.tag} to {len(hosts)} host(s)"
                      + (" (dry run: nothing will change)" if options.dry_run else ""))
-        rollout = roll_out(app, hosts, lambda conns, progress: HostContext(inv, version, options, conns, progress,
-                                                                           snapshot, immich.config),
-                           urls=planned_urls(app, immich, hosts), command="deploy", batch=parallel,
-                           max_fail=max_fail, parallel=parallel,
-                           server_moved=version_watch(client, version, pinned is not None))
+        rollout = roll_out(app, client, immich, hosts, options=options, snapshot=snapshot, pinned=pinned is not None,
+                           batch=parallel, max_fail=max_fail, parallel=parallel)
         if rollout.interrupted:
             return report_interrupted(app, rollout, snapshot, "deploy")
         results = rollout.results

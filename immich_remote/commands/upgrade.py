@@ -125,7 +125,7 @@ def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout:
 def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_server: bool, wait_timeout: float,
                     batch: int, max_fail: int | None, parallel: int | None, health_timeout: float | None,
                     ship_image: bool, remote_only: bool) -> int:
-    from ..deploy import DeployOptions, HostContext, ok_hosts
+    from ..deploy import DeployOptions, ok_hosts
     from ..immich_api import ImmichClient
     from ..status import collect
     from ..versions import ImmichVersion
@@ -133,13 +133,11 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         close_snapshot,
         confirm_fallback,
         immich_preflight,
-        planned_urls,
         register_hosts,
         report,
         report_interrupted,
         roll_out,
         start_snapshot,
-        version_watch,
     )
 
     inv = app.inventory
@@ -156,11 +154,8 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         options = DeployOptions(health_timeout=health_timeout, ship_image=ship_image, command="upgrade")
         app.out.info(f"Upgrading {len(hosts)} host(s) to Immich ML {target.tag}: every image is pulled first, "
                      f"then the least-used host swaps alone (canary), then the rest {batch} at a time")
-        rollout = roll_out(app, hosts, lambda conns, progress: HostContext(inv, target, options, conns, progress,
-                                                                           snapshot, immich.config),
-                           urls=planned_urls(app, immich, hosts), command="upgrade", batch=batch,
-                           max_fail=max_fail, parallel=parallel,
-                           server_moved=version_watch(client, target, pinned is not None))
+        rollout = roll_out(app, client, immich, hosts, options=options, snapshot=snapshot, pinned=pinned is not None,
+                           batch=batch, max_fail=max_fail, parallel=parallel)
         if rollout.interrupted:
             return report_interrupted(app, rollout, snapshot, "upgrade")
         ordered = rollout.results

@@ -262,19 +262,6 @@ def test_run_hosts_keeps_a_duration_the_procedure_measured(hosts):
     assert results[0].duration == 12.5
 
 
-def test_run_hosts_with_a_budget_skips_hosts_not_yet_started(hosts):
-    started = []
-
-    def procedure(host):
-        started.append(host.name)
-        return HostResult(host.name, "failed" if host.name in {"a", "b"} else "deployed")
-
-    results = run_hosts(hosts, procedure, parallel=1, max_fail=2)
-    assert started == ["a", "b"]
-    assert [r.status for r in results] == ["failed", "failed", "skipped", "skipped", "skipped"]
-    assert "--max-fail 2" in results[2].message
-
-
 def test_run_hosts_with_nothing_to_do():
     assert run_hosts([], lambda h: HostResult(h.name, "deployed")) == []
 
