@@ -42,7 +42,7 @@ def rollback_command(app: App, names: tuple[str, ...], *, parallel: int | None, 
     from ..immich_api import ImmichClient
     from ..snapshots import new_snapshot
     from ..versions import ImmichVersion
-    from .deploy import report, run_procedure
+    from .deploy import close_snapshot, report, run_procedure
 
     inv = app.inventory
     hosts = app.hosts(names)
@@ -65,6 +65,6 @@ def rollback_command(app: App, names: tuple[str, ...], *, parallel: int | None, 
             r.message = f"now serving {r.image} again"
             if server_version and r.image and server_version.tag not in r.image:
                 r.message += f" (the server runs {server_version.tag}: versions differ)"
-    snapshot.update_meta(results=[r.to_data() for r in results])
-    report(app, results, {}, snapshot.path, title="Rollback (Immich's URL list is not touched; see `config restore`)")
+    snapshot_path = close_snapshot(snapshot, results, {})
+    report(app, results, {}, snapshot_path, title="Rollback (Immich's URL list is not touched; see `config restore`)")
     return EXIT_FAILED if any(r.failed for r in results) else 0
