@@ -90,5 +90,8 @@ remote_only_option = click.option(
 break_lock_option = click.option(
     "--break-lock", is_flag=True, help="Take over a host lock left behind by a dead run.")
 
+dry_run_option = click.option(
+    "--dry-run", "-n", is_flag=True, help="Show what each host would do (its steps, file diffs) and the URL list; change nothing.")
+
 ship_image_option = click.option(
     "--ship-image", is_flag=True, help="Stream the image from this machine's Docker over SSH (no pull).")

@@ -93,3 +93,27 @@ def plan_steps(rendering: Rendering, state: RemoteState, *, ship_image: bool = F
     steps.append(Step("history", "append the change to the host's history"))
     steps.append(Step("prune", "remove releases older than the previous one"))
     return HostSteps(action, reason, tuple(steps))
+
+
+def plan_removal(state: RemoteState, *, purge_cache: bool, cache_volume: str | None) -> HostSteps:
+    """Pure: the steps of `remove` on one host (none when nothing of ours is there).
+
+    down       `docker compose down` (the model cache volume stays)
+    purge      `docker volume rm` of the model cache (only with --purge-cache; a host-path cache is never deleted)
+    unlink     remove the active compose files (releases and history stay for a later deploy or rollback)
+    state      record that nothing is current
+    """
+    if not state.files and not state.containers and state.current_release is None:
+        return HostSteps("remove", "nothing deployed", ())
+    steps = [Step("lock", "take the host's lock"),
+             Step("record", "save the host's files and state in the local snapshot")]
+    if state.files or state.containers:
+        steps.append(Step("down", "docker compose down (the model cache stays)"))
+    if purge_cache and cache_volume:
+        steps.append(Step("purge", f"docker volume rm {cache_volume} (models download again on first use)"))
+    if state.files:
+        steps.append(Step("unlink", "remove the compose files (releases and history stay)"))
+    steps.append(Step("state", "record that nothing is current"))
+    steps.append(Step("history", "append the removal to the host's history"))
+    reason = f"container {state.container.state}" if state.container else "files without a container"
+    return HostSteps("remove", reason, tuple(steps))

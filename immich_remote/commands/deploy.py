@@ -19,6 +19,7 @@ from ..options import (
     HOSTS_ARG,
     allow_public_option,
     break_lock_option,
+    dry_run_option,
     health_timeout_option,
     json_option,
     max_fail_option,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 @click.command()
 @HOSTS_ARG
 @server_version_option
-@click.option("--dry-run", "-n", is_flag=True, help="Show the file diffs, image change and URL list; change nothing.")
+@dry_run_option
 @parallel_option
 @max_fail_option
 @allow_public_option

@@ -22,6 +22,7 @@ from ..errors import EXIT_FAILED, ImmichAPIError, ImmichRemoteError, VersionErro
 from ..options import (
     DURATION,
     HOSTS_ARG,
+    dry_run_option,
     health_timeout_option,
     json_option,
     max_fail_option,
@@ -45,6 +46,7 @@ WAIT_TIMEOUT = 900.0  # --wait-timeout's default, 15m
 @click.option("--wait-timeout", type=DURATION, metavar="DURATION", default="15m", show_default=True,
               help="Deadline for --wait-server.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Hosts swapped at the same time.")
+@dry_run_option
 @max_fail_option
 @health_timeout_option
 @ship_image_option
@@ -54,8 +56,8 @@ WAIT_TIMEOUT = 900.0  # --wait-timeout's default, 15m
 @pass_app
 @click.pass_context
 def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_version: str | None, check_only: bool,
-            wait_server: bool, wait_timeout: float | None, batch: int, max_fail: int, health_timeout: float | None,
-            ship_image: bool, remote_only: bool, parallel: int | None) -> None:
+            wait_server: bool, wait_timeout: float | None, batch: int, dry_run: bool, max_fail: int,
+            health_timeout: float | None, ship_image: bool, remote_only: bool, parallel: int | None) -> None:
     """Bring every ML host to the Immich server's version (run it right after upgrading Immich).
 
     The new image is pre-pulled on all hosts in parallel first (nothing else changes), then hosts
@@ -74,7 +76,7 @@ def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_versio
     ctx.exit(upgrade_command(app, host_names, to=to_version, wait_server=wait_server,
                              wait_timeout=wait_timeout or WAIT_TIMEOUT, batch=batch, max_fail=max_fail,
                              parallel=parallel, health_timeout=health_timeout, ship_image=ship_image,
-                             remote_only=remote_only))
+                             remote_only=remote_only, dry_run=dry_run))
 
 
 COMMANDS = (upgrade,)
@@ -124,7 +126,7 @@ def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout:
 
 def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_server: bool, wait_timeout: float,
                     batch: int, max_fail: int | None, parallel: int | None, health_timeout: float | None,
-                    ship_image: bool, remote_only: bool) -> int:
+                    ship_image: bool, remote_only: bool, dry_run: bool = False) -> int:
     from ..deploy import DeployOptions, ok_hosts
     from ..immich_api import ImmichClient
     from ..status import collect
@@ -150,10 +152,12 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         pinned = ImmichVersion.parse(to, source="--to") if to else None
         immich = immich_preflight(app, client, pinned=pinned)
         target = immich.version
-        snapshot = start_snapshot(app, "upgrade", immich, hosts)
-        options = DeployOptions(health_timeout=health_timeout, ship_image=ship_image, command="upgrade")
+        snapshot = None if dry_run else start_snapshot(app, "upgrade", immich, hosts)
+        options = DeployOptions(health_timeout=health_timeout, ship_image=ship_image, command="upgrade",
+                                dry_run=dry_run)
         app.out.info(f"Upgrading {len(hosts)} host(s) to Immich ML {target.tag}: every image is pulled first, "
-                     f"then the least-used host swaps alone (canary), then the rest {batch} at a time")
+                     f"then the least-used host swaps alone (canary), then the rest {batch} at a time"
+                     + (" (dry run: nothing will change)" if dry_run else ""))
         rollout = roll_out(app, client, immich, hosts, options=options, snapshot=snapshot, pinned=pinned is not None,
                            batch=batch, max_fail=max_fail, parallel=parallel)
         if rollout.interrupted:
@@ -162,7 +166,12 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         for result in ordered:
             if result.status == "deployed":
                 result.status = "upgraded"
-        immich_data, code = register_hosts(app, client, immich, ok_hosts(hosts, ordered), snapshot=snapshot)
+        good = [h for h in hosts if h.name in {r.host for r in ordered if r.status == "dry-run"}] if dry_run \
+            else ok_hosts(hosts, ordered)
+        immich_data, code = register_hosts(app, client, immich, good, snapshot=snapshot, dry_run=dry_run)
+    if dry_run:
+        report(app, ordered, immich_data, None, dry_run=True, title=f"Upgrade to {target.tag} (dry run)")
+        return code or (EXIT_FAILED if any(r.failed for r in ordered) else 0)
     snapshot_path = close_snapshot(snapshot, ordered, immich_data, target=target.tag)
     report(app, ordered, immich_data, snapshot_path, title=f"Upgrade to {target.tag}", canary=rollout.canary)
     if not app.json:

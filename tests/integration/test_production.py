@@ -141,6 +141,33 @@ def test_a_dry_run_lists_exactly_the_steps_the_run_then_executes(sandbox):
     assert [h["status"] for h in start["hosts"]] == ["unchanged", "restarted", "unchanged"]
 
 
+def test_upgrade_rollback_and_remove_dry_runs_list_exactly_the_steps_their_runs_execute(
+        testbed, fresh_hosts, immich_fake_factory, tmp_path):
+    box = make_sandbox(testbed, fresh_hosts, immich_fake_factory, tmp_path, version="2.7.4")
+    box.cli("deploy")
+    server_upgrades_to(box, immich_fake_factory, "2.7.5")
+    upgrade_dry, upgrade = box.cli_json("upgrade", "--dry-run"), box.cli_json("upgrade")
+    assert steps_of(upgrade_dry) == steps_of(upgrade) and all("image" in s for s in steps_of(upgrade).values())
+    assert [h["status"] for h in upgrade["hosts"]] == ["upgraded"] * 3
+    back_dry, back = box.cli_json("rollback", "ml1", "--dry-run"), box.cli_json("rollback", "ml1")
+    assert steps_of(back_dry) == steps_of(back) and "gate" in steps_of(back)["ml1"]
+    assert back["hosts"][0]["status"] == "reverted" and "v2.7.4" in back["hosts"][0]["image"]
+    mark = len(box.fake.requests())
+    remove_dry = box.cli_json("remove", "ml2", "--dry-run")
+    assert writes_since(box.fake, mark) == [] and ml_container(box.host_named("ml2"))["State"]["Running"]
+    assert remove_dry["immich"]["changed"] and ml2_url(box) not in remove_dry["immich"]["urls_after"]
+    remove = box.cli_json("remove", "ml2")
+    assert steps_of(remove_dry) == steps_of(remove) == {"ml2": ["lock", "record", "down", "unlink", "state",
+                                                                "history"]}
+    assert ml_container(box.host_named("ml2")) is None and ml2_url(box) not in box.urls()
+    again_dry, again = box.cli_json("remove", "ml2", "--dry-run"), box.cli_json("remove", "ml2")
+    assert steps_of(again_dry) == steps_of(again) == {"ml2": []} and again["hosts"][0]["status"] == "unchanged"
+
+
+def ml2_url(box) -> str:
+    return box.host_named("ml2").ml_url
+
+
 def test_dry_run_of_a_host_with_nothing_to_do_shows_no_diff(sandbox):
     sandbox.cli("deploy")
     data = sandbox.cli_json("deploy", "--dry-run")

@@ -10,7 +10,7 @@ import pytest
 from immich_remote.deployment import parse_deployment
 from immich_remote.inventory import load_inventory
 from immich_remote.render import render_host
-from immich_remote.steps import plan_steps
+from immich_remote.steps import plan_removal, plan_steps
 from immich_remote.versions import ImmichVersion
 
 FULL = ["image", "lock", "record", "upload", "activate", "up", "gate", "history", "prune"]
@@ -103,3 +103,33 @@ def test_options_add_their_steps(host):
     plan = plan_steps(rendering(host), state_of(), ship_image=True, warm_models=True)
     assert plan.steps[0].detail.startswith("ship ")
     assert plan.names.index("warm") == plan.names.index("gate") + 1
+
+
+# --- remove ----------------------------------------------------------------------------------------
+
+def test_removing_a_host_with_nothing_deployed_has_no_step():
+    plan = plan_removal(state_of(), purge_cache=True, cache_volume="immich_remote_ml_model-cache")
+    assert (plan.names, plan.reason) == ([], "nothing deployed")
+
+
+def test_removing_a_serving_host_keeps_the_cache_unless_purged():
+    state = state_of(files={"docker-compose.yml": "a" * 64}, state={"current": "r1"},
+                     containers=[container("ghcr.io/immich-app/immich-machine-learning:v2.7.5")])
+    kept = plan_removal(state, purge_cache=False, cache_volume="vol")
+    assert kept.names == ["lock", "record", "down", "unlink", "state", "history"]
+    purged = plan_removal(state, purge_cache=True, cache_volume="vol")
+    assert purged.names == ["lock", "record", "down", "purge", "unlink", "state", "history"]
+    assert "docker volume rm vol" in purged.steps[3].detail
+    on_a_path = plan_removal(state, purge_cache=True, cache_volume=None)  # a host-path cache is never deleted
+    assert "purge" not in on_a_path.names
+
+
+def test_containers_left_without_files_are_still_taken_down():
+    state = state_of(containers=[container("img:v2.7.5", status="exited", health="")])
+    assert plan_removal(state, purge_cache=False, cache_volume="vol").names == [
+        "lock", "record", "down", "state", "history"]
+
+
+def test_a_host_already_removed_only_has_its_record():
+    state = state_of(state={"current": "r1"})  # files and container gone by hand, the state still says r1
+    assert plan_removal(state, purge_cache=False, cache_volume="vol").names == ["lock", "record", "state", "history"]
