@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cache_seed import Manifest, SeedPlan
 from .deployment import RemoteState, parse_deployment
 from .facts import HostFacts, probe_script, split_sections
 from .hostcmd import (
@@ -32,6 +33,9 @@ class DeployOptions:
     warm_models: bool = False
     health_timeout: float | None = None
     command: str = "deploy"
+    seed_from: str | None = None  # --seed-cache-from HOST
+    auto_seed: bool = False  # deploy without --no-seed: a new host copies another host's model cache
+    force_seed: bool = False  # --force: a non-empty cache may be replaced by the seed
 
 @dataclass
 class HostContext:
@@ -47,6 +51,7 @@ class HostContext:
     # What a host should run; default: render the inventory for `version`. `rollback` swaps in the
     # previous release's files here and reuses everything else.
     target: Callable[[HostContext, Host, Remote, Probe, HostReport], Rendering] | None = None
+    caches: dict[tuple[str, bool], Manifest] = field(default_factory=dict)  # model-cache manifests read (seeding.py)
 
     def rendering_for(self, host: Host, remote: Remote, found: Probe, report: HostReport) -> Rendering:
         if self.target is not None:
@@ -78,6 +83,7 @@ class Prepared:
     rendering: Rendering
     plan: HostSteps
     executed: list[str] = field(default_factory=list)  # the steps run so far, in order
+    seed: SeedPlan | None = None  # when the model cache is copied from another host
 
     @property
     def action(self) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from .context import DeployOptions, HostContext, Prepared, Probe, probe
 from .deployment import DEPLOY, RESTART, UNCHANGED
 from .errors import ImmichRemoteError, RemoteCommandError
+from .hostcmd import release_lock
 from .images import ensure_image
 from .immich_api import ImmichClient
 from .inventory import Host
@@ -24,6 +25,7 @@ from .names import MANAGED_FILES, HostPaths
 from .preflight import FAIL, HostReport, host_checks
 from .render import RenderedFile, Rendering
 from .rollout import HostResult
+from .seeding import plan_seed
 from .ssh import Remote
 from .steps import plan_steps
 from .swap import read_release_meta, read_remote_files, swap_host, unified_diff
@@ -50,20 +52,31 @@ def preflight_host(ctx: HostContext, host: Host) -> tuple[Remote, Probe, HostRep
     return remote, found, report
 
 def prepare_host(ctx: HostContext, host: Host) -> Prepared | HostResult:
-    """Read-only: preflight and the decision. Final results for a failed preflight, a dry run, or no change."""
+    """Read-only (but for a stale lock on an unchanged host with --break-lock): preflight and the decision.
+    Final results for a failed preflight, a dry run, or no change."""
     started = time.monotonic()
     checked = preflight_host(ctx, host)
     if isinstance(checked, HostResult):
         return checked
     remote, found, report = checked
     rendering = ctx.rendering_for(host, remote, found, report)
+    seed = plan_seed(ctx, host, remote, found, rendering)
+    if seed.refusal:
+        running = found.remote.container
+        return HostResult(host.name, "failed", f"model cache: {seed.refusal}", "nothing was changed on this host",
+                          image=rendering.image, backend=rendering.backend,
+                          previous_image=running.image if running else None)
     plan = plan_steps(rendering, found.remote, ship_image=ctx.options.ship_image,
-                      warm_models=ctx.options.warm_models)
-    prepared = Prepared(host, remote, found, report, rendering, plan)
+                      warm_models=ctx.options.warm_models, seed=seed.plan.detail if seed.plan else None)
+    prepared = Prepared(host, remote, found, report, rendering, plan, seed=seed.plan)
     if ctx.options.dry_run:
         return dry_run_result(prepared)
     if plan.action == UNCHANGED:
-        return HostResult(host.name, "unchanged", "same files, container serving", **prepared.base,
+        note = f"; {seed.note}" if seed.note else ""
+        if ctx.options.break_lock and found.remote.lock:  # nothing to change but a lock a dead run left
+            remote.run(release_lock(HostPaths.for_dir(host.remote_dir)), timeout=30, what="removing the lock")
+            note += f"; removed the lock left by {found.remote.lock.get('by', '?')} (--break-lock)"
+        return HostResult(host.name, "unchanged", "same files, container serving" + note, **prepared.base,
                           duration=time.monotonic() - started, details={"steps": []})
     return prepared
 
@@ -77,8 +90,12 @@ def stage_host(ctx: HostContext, prepared: Prepared) -> Prepared | HostResult:
             prepared.executed.append(step.name)
     except RemoteCommandError as exc:
         serving = prepared.found.remote.container is not None and prepared.found.remote.container.serving
-        return HostResult(host.name, "failed", exc.message + ("; nothing was changed, the current container "
-                          "keeps serving" if serving else "; nothing was changed"),
+        full = "no space left on device" in f"{exc.message} {exc.stderr}".lower()
+        return HostResult(host.name, "failed", exc.message.rstrip(".") + ("; the host's disk is full" if full else "")
+                          + ("; nothing was changed, the current container keeps serving" if serving
+                             else "; nothing was changed"),
+                          "free space on the host's Docker disk (`docker system df`, `docker image prune`), then run "
+                          "the same command again" if full else
                           "check the image name and the registry (or use --ship-image)", **prepared.base)
     ctx.progress.step(host.name, "ready to swap")
     return prepared

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .firewall import LABEL as FIREWALL_LABEL
 from .names import SERVICE_NAME
 from .versions import tag_from_image
 
@@ -80,7 +81,8 @@ class RemoteState:
     @property
     def container(self) -> ContainerState | None:
         """The ML service's container (Compose may leave an old one behind while recreating)."""
-        ours = [c for c in self.containers if c.service == SERVICE_NAME] or self.containers
+        ours = [c for c in self.containers if c.service == SERVICE_NAME] or [
+            c for c in self.containers if c.labels.get(FIREWALL_LABEL) != "true"]  # never the firewall
         running = [c for c in ours if c.state == "running"]
         return (running or ours or [None])[0]
 

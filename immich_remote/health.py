@@ -105,6 +105,17 @@ class PingWatch:
             samples = sorted(self._samples)
         return outage_window([(at, ok) for at, ok, _ in samples])
 
+    def window_so_far(self, now: float | None = None) -> float | None:
+        """The outage as it stands (for the live view): as `window()` once closed, last pong -> now while
+        open; None before it starts and on a first deploy (nothing answered before)."""
+        with self._lock:
+            samples = sorted((at, ok) for at, ok, _ in self._samples)
+        first_failure = next((i for i, (_, ok) in enumerate(samples) if not ok), None)
+        if not first_failure:  # None: no failure yet; 0: nothing answered before (a first deploy)
+            return None
+        closed = outage_window(samples)
+        return closed if closed is not None else (now or time.monotonic()) - samples[first_failure - 1][0]
+
 
 def outage_window(samples: list[tuple[float, bool]]) -> float | None:
     """Pure: from (time, answered) samples in time order, the first outage's length (last pong before

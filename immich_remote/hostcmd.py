@@ -102,9 +102,11 @@ def release_lock(paths: HostPaths) -> str:
 
 
 def prepare_release(paths: HostPaths, release_id: str) -> str:
-    """An empty staging directory for a release's files (renamed into place when complete)."""
+    """An empty staging directory for a release's files (renamed into place when complete). Staging
+    directories a run left behind (the host died or was cut off during its upload) are removed: the
+    caller holds the host's lock, so no other run is uploading."""
     staging = paths.release(f".{release_id}.tmp")
-    return sh(f"mkdir -p {q(paths.releases)} && rm -rf {q(staging)} && mkdir {q(staging)}")
+    return sh(f"mkdir -p {q(paths.releases)} && rm -rf {q(paths.releases)}/.*.tmp && mkdir {q(staging)}")
 
 
 def staging_dir(paths: HostPaths, release_id: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from .firewall import HOST_ROOT, LABEL, SERVICE, firewall_plan, program
 from .hwaccel import BACKENDS, Backend, check_platform, image_ref
 from .inventory import Host
 from .names import COMPOSE_FILE, OVERLAY_FILE, PROJECT_NAME
@@ -59,6 +60,7 @@ class Rendering:
     backend: str
     image: str
     files: tuple[RenderedFile, ...]
+    firewall: bool = False  # the compose project has the firewall service (firewall.py)
 
     @property
     def digest(self) -> str:
@@ -112,7 +114,14 @@ def render_host(host: Host, version: ImmichVersion, backend_name: str, *, arch: 
         "device_ids": device_ids,
         "armnn_firmware": armnn_firmware,
     }
+    plan = firewall_plan(host)
+    if plan.enabled:  # `$$`: Compose would interpolate the program's own `$1`, `$!`...
+        context.update(firewall=plan, firewall_service=SERVICE, firewall_root=HOST_ROOT, firewall_label=LABEL,
+                       firewall_program=program(plan).replace("$", "$$"))
+    else:
+        context["firewall"] = None
     files = [RenderedFile(COMPOSE_FILE, env.get_template(f"{COMPOSE_FILE}.j2").render(context).encode())]
     if overlay:
         files.append(RenderedFile(OVERLAY_FILE, env.get_template(f"{OVERLAY_FILE}.j2").render(context).encode()))
-    return Rendering(host=host.name, version=version, backend=backend.name, image=image, files=tuple(files))
+    return Rendering(host=host.name, version=version, backend=backend.name, image=image, files=tuple(files),
+                     firewall=plan.enabled)

@@ -210,8 +210,15 @@ def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Ca
             with guard:
                 swapping.discard(host.name)
 
+    def stage_one(host: Host) -> Any:
+        result = stage(host)
+        if isinstance(result, HostResult):  # final already (unchanged, refused): kept if Ctrl-C comes
+            with guard:
+                final[host.name] = result
+        return result
+
     try:
-        staged = run_hosts(hosts, stage, parallel=parallel, progress=progress)
+        staged = run_hosts(hosts, stage_one, parallel=parallel, progress=progress)
         for host, result in zip(hosts, staged, strict=True):
             if isinstance(result, HostResult):
                 final[host.name] = result
@@ -238,10 +245,25 @@ def canary_rollout(hosts: Sequence[Host], stage: Callable[[Host], Any], swap: Ca
             for result in done:
                 final[result.host] = result
             failed += [r.host for r in done if r.failed]
+            if index == 0 and canary is not None and progress is not None:  # the verdict before the rest go
+                progress.note(canary_verdict(done[0], len(rest) - 1, batch or len(rest) - 1,
+                                             stops=len(failed) >= max_fail, command=command))
     except KeyboardInterrupt:
         finish_interrupted(hosts, final, swapping, guard, abandon, command, progress)
         return Rollout([final[h.name] for h in hosts], canary, interrupted=True)
     return Rollout([final[h.name] for h in hosts], canary)
+
+
+def canary_verdict(result: HostResult, others: int, batch: int, *, stops: bool, command: str = "deploy") -> str:
+    """Pure: the line shown when the canary is done, before the other hosts start (or do not)."""
+    window = f", window {result.window:.1f}s" if result.window is not None else ""
+    status = "upgraded" if command == "upgrade" and result.status == "deployed" else result.status
+    head = f"canary {result.host}: {status} in {result.duration:.1f}s{window}"
+    if result.failed:
+        head += f" ({result.message})" if result.message else ""
+    if stops:
+        return f"{head}; the other {others} host(s) are not started"
+    return f"{head}; now the other {others} host(s), {min(batch, others)} at a time"
 
 
 def finish_interrupted(hosts: Sequence[Host], final: dict[str, HostResult], swapping: set[str],

@@ -19,9 +19,10 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import paramiko
 from fabric import Config, Connection
@@ -30,6 +31,12 @@ from invoke.exceptions import CommandTimedOut
 from .errors import HostKeyError, RemoteCommandError, SSHError
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+# Reading or writing one of the small files a run manages (a few KB): a host that takes longer is hung
+# or cut off, whatever ssh.command_timeout allows for pulls.
+FILE_TIMEOUT = 30.0
+LOST_HINT = ("Check the host; when it answers again, run the command again (with --break-lock if its lock was "
+             "left behind).")
+T = TypeVar("T")
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -106,6 +113,7 @@ class Remote:
                                connect_timeout=int(max(1, connect_timeout)), connect_kwargs=connect_kwargs)
         self._known_hosts = self._known_hosts_files(known_hosts)
         self._sftp: paramiko.SFTPClient | None = None
+        self._connecting = threading.Lock()  # a host's Remote may be shared (e.g. read as a cache seed)
 
     # --- connecting -----------------------------------------------------------------------------
     def _known_hosts_files(self, extra: Sequence[Path]) -> list[Path]:
@@ -121,6 +129,10 @@ class Remote:
         return f"{user}{self.conn.host}:{self.conn.port}"
 
     def connect(self) -> Remote:
+        with self._connecting:
+            return self._connect()
+
+    def _connect(self) -> Remote:
         if self.conn.is_connected:
             return self
         client = self.conn.client
@@ -175,6 +187,10 @@ class Remote:
             self._sftp = None
         self.conn.close()
 
+    def _alive(self) -> bool:
+        transport = self.conn.client.get_transport()
+        return transport is not None and transport.is_active()
+
     def __enter__(self) -> Remote:
         return self.connect()
 
@@ -199,15 +215,18 @@ class Remote:
         try:
             result = self.conn.run(text, hide=True, warn=True, timeout=limit, pty=False, in_stream=False)
         except CommandTimedOut:
-            self.stopped_answering = f"{what or 'a command'} did not finish within {limit:g} s"
+            self._lost(f"{what or 'a command'} did not finish within {limit:g} s")
             raise RemoteCommandError(
                 f"Host '{self.target.label}': {what or 'a command'} did not finish within {limit:g} s "
                 "(the host may be hung or overloaded).", command=text,
                 hint="Retry when the host responds; raise ssh.command_timeout for slow pulls.") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.stopped_answering = f"the SSH connection failed during {what or 'a command'}: " \
-                                     f"{exc or type(exc).__name__}"
+            self._lost(f"the SSH connection failed during {what or 'a command'}: "
+                       f"{str(exc).rstrip('.') or type(exc).__name__}")
             raise SSHError(f"Host '{self.target.label}': {self.stopped_answering}.") from None
+        if result.exited == -1 and not self._alive():  # no exit status: the connection went away under it
+            self._lost(f"the SSH connection was lost during {what or 'a command'}")
+            raise SSHError(f"Host '{self.target.label}': {self.stopped_answering}.", hint=LOST_HINT)
         done = CommandResult(text, result.stdout, result.stderr, result.exited, time.monotonic() - started)
         if check and not done.ok:
             detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
@@ -251,31 +270,89 @@ class Remote:
                                      command=command, stdout=done.stdout, stderr=done.stderr, exit_status=status)
         return done
 
+    def stream_out(self, command: str, *, timeout: float | None = None, what: str = "a streamed download",
+                   chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Run `command` and yield its stdout as it comes (e.g. `tar -c`, piped into another host's
+        `stream_in`); a non-zero exit raises RemoteCommandError once the output has ended."""
+        self.connect()
+        limit, started = timeout or self.command_timeout, time.monotonic()
+        channel = self.conn.client.get_transport().open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
+        channel.settimeout(limit)
+        try:
+            channel.exec_command(command)
+            while data := channel.recv(chunk_size):
+                yield data
+                if time.monotonic() - started > limit:
+                    raise TimeoutError()
+            status, stderr = channel.recv_exit_status(), channel.makefile_stderr("rb").read().decode(errors="replace")
+        except (paramiko.SSHException, OSError, EOFError) as exc:  # TimeoutError included; the connection broke
+            why = f"did not finish within {limit:g} s" if isinstance(exc, TimeoutError) else \
+                f"stopped: {exc or type(exc).__name__}"
+            raise RemoteCommandError(f"Host '{self.target.label}': {what} {why}.", command=command) from None
+        finally:
+            channel.close()
+        if status != 0:
+            raise RemoteCommandError(f"Host '{self.target.label}': {what} failed (exit {status}): "
+                                     f"{stderr.strip()[-300:] or 'no output'}", command=command, stderr=stderr,
+                                     exit_status=status)
+
     # --- files ------------------------------------------------------------------------------------
     @property
     def sftp(self) -> paramiko.SFTPClient:
         self.connect()
         if self._sftp is None:
             self._sftp = self.conn.sftp()
-            channel = self._sftp.get_channel()
-            if channel is not None:
-                channel.settimeout(self.command_timeout)
         return self._sftp
 
-    def write_file(self, path: str, content: bytes, *, mode: int = 0o644) -> None:
+    def _lost(self, why: str) -> None:
+        """The host stopped answering (a timeout, a dropped connection): later commands fail at once."""
+        self.stopped_answering = why
+        self._sftp = None  # its requests in flight are lost with it
+
+    def _file_op(self, what: str, timeout: float | None, op: Callable[[paramiko.SFTPClient], T]) -> T:
+        """Run one SFTP operation on a small file, bounded by `timeout` (default FILE_TIMEOUT)."""
+        limit = min(timeout or FILE_TIMEOUT, self.command_timeout)
+        if self.stopped_answering:
+            raise RemoteCommandError(f"Host '{self.target.label}': {what} not tried: the host stopped answering "
+                                     f"({self.stopped_answering}).", hint=LOST_HINT)
         try:
-            with self.sftp.open(path, "wb") as handle:
-                handle.write(content)
-            self.sftp.chmod(path, mode)
-        except (OSError, paramiko.SSHException) as exc:
+            sftp = self.sftp
+            channel = sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(limit)
+            return op(sftp)
+        except TimeoutError:
+            self._lost(f"{what} did not finish within {limit:g} s")
+            raise RemoteCommandError(f"Host '{self.target.label}': {what} did not finish within {limit:g} s (the "
+                                     "host may be hung or cut off).", hint=LOST_HINT) from None
+        except (paramiko.SSHException, EOFError) as exc:
+            self._lost(f"the SSH connection failed while {what}: {str(exc).rstrip(': ') or type(exc).__name__}")
+            raise SSHError(f"Host '{self.target.label}': {self.stopped_answering}.", hint=LOST_HINT) from None
+
+    def write_file(self, path: str, content: bytes, *, mode: int = 0o644, timeout: float | None = None) -> None:
+        """Write a small file (bounded like `_file_op`). A refusal by the host (permission, no such
+        directory, disk full) raises SSHError; SFTP reports most of them only as "Failure"."""
+        def write(sftp: paramiko.SFTPClient) -> None:
+            handle = sftp.open(path, "wb")
+            handle.write(content)
+            handle.close()  # the data goes out here, and the host's verdict on it comes back
+            sftp.chmod(path, mode)
+
+        try:
+            self._file_op(f"writing {path}", timeout, write)
+        except OSError as exc:
             raise SSHError(f"Host '{self.target.label}': cannot write {path}: {exc}.",
                            hint="Check that the deploy user owns the remote directory.") from None
 
-    def read_file(self, path: str) -> bytes | None:
-        """A remote file's content; None when it does not exist or cannot be read."""
-        try:
-            with self.sftp.open(path, "rb") as handle:
+    def read_file(self, path: str, *, timeout: float | None = None) -> bytes | None:
+        """A small remote file's content; None when it does not exist or cannot be read. A host that
+        does not answer raises (bounded like `_file_op`), rather than passing for a missing file."""
+        def read(sftp: paramiko.SFTPClient) -> bytes:
+            with sftp.open(path, "rb") as handle:
                 return handle.read()
+
+        try:
+            return self._file_op(f"reading {path}", timeout, read)
         except OSError:
             return None
 

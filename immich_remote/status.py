@@ -10,6 +10,7 @@ from typing import Any
 from .deployment import ContainerState, RemoteState, parse_deployment
 from .errors import ImmichRemoteError
 from .facts import sections_script, split_sections
+from .firewall import firewall_status
 from .hostcmd import cache_usage, files_state, inspect_containers, sh
 from .immich_api import ImmichClient
 from .inventory import Host, Inventory
@@ -45,6 +46,11 @@ class HostStatus:
     cache_volume: str | None = None
     last_change: dict[str, Any] = field(default_factory=dict)
     locked_by: str | None = None
+    firewall: str | None = None  # on, stopped, off, unset, loopback (firewall.firewall_status)
+    firewall_detail: str = ""
+    restart_count: int | None = None
+    exit_code: int | None = None
+    started_at: str | None = None  # ISO time the container started (Docker's)
 
     @property
     def serving(self) -> bool:
@@ -100,10 +106,14 @@ def host_status(connections: Connections, host: Host, server_version: ImmichVers
     container: ContainerState | None = remote_state.container
     if container is not None:
         status.state, status.health, status.image = container.state, container.health, container.image
+        status.restart_count, status.exit_code = container.restart_count, container.exit_code
+        status.started_at = container.started_at
         status.running_version = container.version
         status.cache_volume = (container.volumes or [None])[0]
         if server_version and container.version:
             status.version_matches = container.version == server_version.tag
+    status.firewall, status.firewall_detail = firewall_status(
+        host, {c.service or "": c.state for c in remote_state.containers})
     state = remote_state.state or {}
     status.last_change = {k: state.get(k) for k in ("command", "by", "at", "image", "version") if state.get(k)}
     if remote_state.lock:
@@ -159,3 +169,41 @@ def collect(inventory: Inventory, hosts: list[Host], *, parallel: int | None) ->
     ordered = [statuses[h.name] for h in hosts]
     routing(server, {url_key(s.url): (s.ping_ms, s.ping_error) for s in ordered})
     return server, ordered
+
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+def container_verdict(s: HostStatus) -> tuple[str, str, str]:
+    """Pure: (level, what, why) of a host's container for `status`: level ok / warn / fail, `why` empty
+    only when all is well. Every state that is not healthy says why and, where one exists, the fix."""
+    if not s.reachable:
+        return FAIL, "unreachable", s.error or "no SSH answer"
+    if s.state is None:
+        return WARN, "not deployed", "no immich-remote container on this host (`immich-remote deploy`)"
+    what = s.state + (f" ({s.health})" if s.health and s.state == "running" else "")
+    restarts = f", {s.restart_count} restart{'s' if s.restart_count != 1 else ''}" if s.restart_count else ""
+    if s.state in ("exited", "dead"):
+        return FAIL, what, f"stopped (exit code {s.exit_code}{restarts}); see `docker compose logs` on the host"
+    if s.state == "restarting":
+        return FAIL, what, f"crash loop (exit code {s.exit_code}{restarts}); see `docker compose logs` on the host"
+    if s.state != "running":
+        return FAIL, what, "not running; `immich-remote deploy` starts it again"
+    if s.health == "unhealthy":
+        return FAIL, what, "Docker's /ping check fails inside the container"
+    if s.ping_ms is None:
+        return FAIL, what, f"/ping does not answer from here: {s.ping_error or 'no answer'}"
+    if s.health == "starting":
+        return WARN, what, "Docker's first health check has not run yet" + restarts
+    if s.restart_count:
+        return WARN, what, f"restarted {s.restart_count} time(s) since it was created"
+    return OK, what, ""
+
+
+def version_verdict(s: HostStatus, server_version: str | None) -> tuple[str, str]:
+    """Pure: (level, why) of the running version against the server's."""
+    if s.running_version is None:
+        return (WARN, "") if s.state is None else (WARN, "the image does not say its version")
+    if s.version_matches is False:
+        return FAIL, f"server runs {server_version}: `immich-remote upgrade`"
+    return OK, ""

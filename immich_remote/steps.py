@@ -9,8 +9,10 @@ executed, so the two can be compared.
     adopt     keep files from a manual setup as a release, so a rollback can return to them
     upload    a new release directory (staging dir + rename)
     activate  put the release's files in place (temp file + rename) and record it as current
+    seed      copy the model cache from another host, verified by sha256 (cache_seed.py, seeding.py)
     up        `docker compose up -d` (recreating a stopped or broken container)
     gate      wait for pong from the new container, running without restarts
+    firewall  verify the ML port's firewall rules are in place (hosts with the firewall, firewall.py)
     warm      load the models Immich uses (--warm-models)
     history   append the change to the host's history
     prune     remove old releases (the current and the previous one stay)
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .deployment import DEPLOY, RESTART, UNCHANGED, RemoteState, decide
+from .firewall import SERVICE as FIREWALL_SERVICE
 from .render import Rendering
 
 STAGE_STEPS = frozenset({"image"})  # run for every host at once, before any host swaps
@@ -62,13 +65,20 @@ class HostSteps:
 
 
 def plan_steps(rendering: Rendering, state: RemoteState, *, ship_image: bool = False,
-               warm_models: bool = False) -> HostSteps:
-    """Pure: the ordered steps that bring a host from `state` to `rendering` (none when unchanged)."""
+               warm_models: bool = False, seed: str | None = None) -> HostSteps:
+    """Pure: the ordered steps that bring a host from `state` to `rendering` (none when unchanged).
+    `seed`: the model cache is copied from another host first (cache_seed.SeedPlan.detail)."""
     action = decide(rendering, state)
+    firewall_down = action == UNCHANGED and rendering.firewall and not any(
+        c.service == FIREWALL_SERVICE and c.state == "running" for c in state.containers)
+    if firewall_down:  # the ML container serves, but the firewall that guards its port does not run
+        action = RESTART
     container = state.container
-    if action == UNCHANGED:
+    if action == UNCHANGED and seed is None:
         return HostSteps(action, "same files, container serving the same image", ())
-    if action == DEPLOY:
+    if action == UNCHANGED:  # only the cache changes: the same release, its container again on it
+        action, reason = RESTART, "same files, but the model cache is seeded"
+    elif action == DEPLOY:
         reason = "new files" if state.files else "nothing deployed yet"
     elif container is None:
         reason = "same files, but no container"
@@ -77,6 +87,8 @@ def plan_steps(rendering: Rendering, state: RemoteState, *, ship_image: bool = F
     else:
         reason = f"same files, but the container is {container.state}" + (
             f" ({container.health})" if container.health else "")
+    if firewall_down:
+        reason = "same files, but the firewall container is not running"
     steps = [Step("image", f"{'ship' if ship_image else 'pull'} {rendering.image} unless the host has it"),
              Step("lock", "take the host's lock"),
              Step("record", "save the host's files and state in the local snapshot")]
@@ -86,8 +98,12 @@ def plan_steps(rendering: Rendering, state: RemoteState, *, ship_image: bool = F
         steps.append(Step("upload", f"new release {rendering.digest[:12]}: "
                                     + ", ".join(f.name for f in rendering.files)))
     steps.append(Step("activate", "put the release's files in place and record it as current"))
+    if seed:
+        steps.append(Step("seed", seed))
     steps.append(Step("up", "docker compose up -d" + (" --force-recreate" if action == RESTART else "")))
     steps.append(Step("gate", "wait until the new container answers /ping with pong, running without restarts"))
+    if rendering.firewall:
+        steps.append(Step("firewall", "verify the ML port's rules in DOCKER-USER (docs/firewall.md)"))
     if warm_models:
         steps.append(Step("warm", "load the models Immich uses"))
     steps.append(Step("history", "append the change to the host's history"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import shlex
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,19 +16,23 @@ from typing import Any
 from . import __version__
 from .context import HostContext, Prepared, Probe
 from .deployment import DEPLOY, RESTART
-from .errors import ImmichRemoteError, LockHeld, RemoteCommandError
+from .errors import ImmichRemoteError, LockHeld, RemoteCommandError, SSHError
+from .firewall import EXIT_CANNOT, firewall_plan, verify_script
+from .firewall import SERVICE as FIREWALL_SERVICE
 from .health import GateResult, PingWatch, wait_serving
 from .hostcmd import (
     activate,
     adopt_current,
     append_history,
     commit_release,
+    compose,
     compose_down,
     compose_up,
     prepare_release,
     prune_releases,
     release_lock,
     remove_files,
+    sh,
     staging_dir,
     take_lock,
 )
@@ -36,12 +41,15 @@ from .ml_api import warm_models
 from .names import MANAGED_FILES, HostPaths
 from .render import Rendering
 from .rollout import HostResult
+from .seeding import seed_cache
 from .snapshots import stamp, utc_now, who
 from .ssh import Remote
 
 # Everything a swap runs on the host (files, `compose up`, history) is quick: the image is already
 # there. A host that does not answer one of them within this bound is hung, not slow.
 QUICK_COMMAND = 120.0
+FIREWALL_WAIT = 30.0  # the firewall container installs its rules within a second of starting
+FULL_BELOW_KB = 1024  # a write of a few KB that fails with less than this left: the disk is full
 
 
 def quick(remote: Remote) -> float:
@@ -122,12 +130,39 @@ def release_meta(host: Host, rendering: Rendering, command: str) -> dict[str, An
             "tool": f"immich-remote {__version__}"}
 
 def upload_release(remote: Remote, paths: HostPaths, release_id: str, rendering: Rendering, meta: dict[str, Any]) -> None:
-    remote.run(prepare_release(paths, release_id), timeout=quick(remote), what="preparing the release directory")
+    """The release's files into a staging directory, renamed into place when complete. A failed upload
+    removes its staging directory again (a host that stopped answering keeps it until the next run's
+    `prepare_release`), and a full disk is named as such: SFTP reports it only as "Failure"."""
     staging = staging_dir(paths, release_id)
-    for f in rendering.files:
-        remote.write_file(f"{staging}/{f.name}", f.content)
-    remote.write_file(f"{staging}/release.json", (json.dumps(meta, indent=2) + "\n").encode())
-    remote.run(commit_release(paths, release_id), timeout=quick(remote), what="committing the release")
+    try:
+        remote.run(prepare_release(paths, release_id), timeout=quick(remote), what="preparing the release directory")
+        for f in rendering.files:
+            remote.write_file(f"{staging}/{f.name}", f.content)
+        remote.write_file(f"{staging}/release.json", (json.dumps(meta, indent=2) + "\n").encode())
+        remote.run(commit_release(paths, release_id), timeout=quick(remote), what="committing the release")
+    except SSHError:
+        full = None if remote.stopped_answering else disk_full(remote, paths.root)
+        try:
+            remote.run(sh(f"rm -rf {shlex.quote(staging)}"), check=False, timeout=quick(remote),
+                       what="removing the partial upload")
+        except ImmichRemoteError:
+            pass
+        if full:
+            where = paths.root if paths.root.startswith("/") else f"~/{paths.root}"
+            raise RemoteCommandError(f"Host '{remote.target.label}': disk full: {full} while uploading the new "
+                                     "files", hint=f"free space on the host (`df -h {where}`), then run the "
+                                     "same command again") from None
+        raise
+
+def disk_full(remote: Remote, path: str) -> str | None:
+    """'no space left on <mount> (N KB free)' when the filesystem holding `path` has (almost) no room."""
+    try:
+        out = remote.run(f"df -Pk {shlex.quote(path)} | tail -n 1", check=False, timeout=30, what="df").stdout.split()
+    except ImmichRemoteError:
+        return None
+    if len(out) >= 6 and out[3].isdigit() and int(out[3]) < FULL_BELOW_KB:
+        return f"no space left on {out[5]} ({out[3]} KB free)"
+    return None
 
 def state_record(current: str, previous: str | None, meta: dict[str, Any]) -> str:
     return json.dumps({"current": current, "previous": previous, **{k: meta.get(k) for k in
@@ -167,6 +202,8 @@ class Swap:
         self.gate: GateResult | None = None
         self.window: float | None = None
         self.detail = ""
+        self.seeded: dict[str, Any] = {}  # what do_seed copied: shown and in --json as `seed`
+        self.touched = False  # set when the active files start to change (`activate`)
 
     def progress(self, text: str) -> None:
         self.ctx.progress.step(self.host.name, text)
@@ -174,7 +211,7 @@ class Swap:
     def run(self) -> HostResult:
         with ExitStack() as stack:
             self.stack = stack
-            failure, logs = None, ""
+            failure, logs, fix = None, "", None
             try:
                 for step in self.p.plan.swap:
                     getattr(self, f"do_{step.name}")()
@@ -182,23 +219,34 @@ class Swap:
                     if self.gate is not None and not self.gate.ok:
                         failure, logs = self.gate.detail, self.gate.logs
                         break
-            except RemoteCommandError as exc:
-                failure, logs = exc.message.split(": ", 1)[-1], exc.stderr.strip()[-600:]
+            except SSHError as exc:  # a command failed, or the host stopped answering
+                failure, logs = exc.message.split(": ", 1)[-1], getattr(exc, "stderr", "").strip()[-600:]
+                fix = exc.hint
             finally:
                 if self.watch is not None:
                     self.watch.stop()
             if failure is None:
                 status = {DEPLOY: "deployed", RESTART: "restarted"}[self.p.action]
-                return HostResult(self.host.name, status, self.detail, window=self.window,
-                                  details={"release": self.release_id})
+                seeded = {"seed": self.seeded} if self.seeded else {}
+                return HostResult(self.host.name, status, "; ".join(filter(None, [self.detail, self.seeded.get(
+                    "summary")])), window=self.window, details={"release": self.release_id, **seeded})
+            failure = failure.rstrip(".")
+            if not self.touched:  # failed before `activate`: the host's files and container are as they were
+                serving = self.p.found.remote.container is not None and self.p.found.remote.container.serving
+                return HostResult(self.host.name, "failed", f"{failure}; nothing was changed on the host"
+                                  + ("; the current container keeps serving" if serving else ""),
+                                  fix or "fix the cause and run the same command again",
+                                  details={"failed_release": self.release_id})
             self.progress("rolling back")
             try:
                 return roll_back(self.ctx, self.host, self.remote, self.paths, self.p.action, self.old_current,
                                  self.old_state, self.release_id, failure, logs, self.meta)
             except ImmichRemoteError as exc:  # the host stopped answering: it cannot be rolled back from here
-                return HostResult(self.host.name, "failed", f"{failure}; rolling back was not possible: "
-                                  f"{exc.message}", "check the host; when it answers again, run the same "
-                                  "command again (add --break-lock if it says the lock is held by this run)",
+                why = "the host stopped answering" if self.remote.stopped_answering else \
+                    exc.message.split(": ", 1)[-1].rstrip(".")
+                return HostResult(self.host.name, "failed", f"{failure}; rolling back was not possible: {why}",
+                                  "check the host; when it answers again, run the same command again (add "
+                                  "--break-lock if it says the lock is held by this run)",
                                   details={"failed_release": self.release_id})
 
     # --- the steps (names as in steps.py) ---------------------------------------------------------
@@ -225,9 +273,15 @@ class Swap:
 
     def do_activate(self) -> None:
         self.progress("starting")
+        self.touched = True
         self.watch = PingWatch(self.remote, self.host).__enter__()  # the window is measured from here
+        self.ctx.progress.watching(self.host.name, self.watch.window_so_far)  # the live view's counter
         self.remote.run(activate(self.paths, self.release_id, state_record(self.release_id, self.previous, self.meta)),
                         timeout=quick(self.remote), what="activating the files")
+
+    def do_seed(self) -> None:
+        self.progress(f"seeding the model cache from {self.p.seed.source if self.p.seed else '?'}")
+        self.seeded = seed_cache(self.ctx, self.p)
 
     def do_up(self) -> None:
         self.remote.run(compose_up(self.paths, recreate=self.p.action == RESTART), timeout=quick(self.remote), what="docker compose up")
@@ -241,6 +295,26 @@ class Swap:
             self.watch.stop()
             self.window = self.watch.window()
         self.detail = self.gate.detail
+
+    def do_firewall(self) -> None:
+        """Read back the ML port's rules through the firewall container; a host that cannot have them is
+        refused (rolled back) with the program's reason and fix."""
+        self.progress("verifying the firewall")
+        plan = firewall_plan(self.host)
+        script = verify_script(plan, shlex.join(compose(self.paths, "ps", "-a", "-q", FIREWALL_SERVICE)))
+        deadline = time.monotonic() + FIREWALL_WAIT
+        while True:
+            done = self.remote.run(sh(script), check=False, timeout=quick(self.remote), what="firewall check")
+            if done.ok:
+                self.detail += f"; firewall: {plan.detail}"
+                return
+            if done.exit_status == EXIT_CANNOT or time.monotonic() > deadline:
+                out = (done.stdout + done.stderr).strip()
+                said = [line.split("firewall: ", 1)[1] for line in out.splitlines() if "CANNOT" in line or
+                        "firewall: fix:" in line] or out.splitlines()[-1:] or ["no answer"]
+                raise RemoteCommandError(f"the ML port's firewall is not in place: {'; '.join(dict.fromkeys(said))}",
+                                         stderr=out, exit_status=done.exit_status)
+            time.sleep(0.5)
 
     def do_warm(self) -> None:
         self.progress("warming models")

@@ -14,7 +14,7 @@ from ..options import HOSTS_ARG, allow_public_option, json_option, parallel_opti
 if TYPE_CHECKING:
     from ..inventory import Host
     from ..preflight import HostReport
-    from ..rollout import HostResult
+    from ..rollout import Connections, HostResult
     from ..ssh import Remote
 
 
@@ -52,6 +52,7 @@ COMMANDS = (check,)
 def check_command(app: App, names: tuple[str, ...], *, server_version: str | None, allow_public: bool,
                   parallel: int | None) -> int:
     from ..deploy import probe
+    from ..firewall import firewall_check
     from ..immich_api import ImmichClient
     from ..preflight import FAIL, PASS, Check, HostReport, host_checks, immich_checks
     from ..rollout import Connections, HostResult, run_hosts
@@ -77,10 +78,12 @@ def check_command(app: App, names: tuple[str, ...], *, server_version: str | Non
             found = probe(remote, host)
             report = host_checks(host, found.facts, found.remote, version, allow_public=allow_public)
             report.checks.insert(0, Check("ssh", PASS, f"{remote.where}, host key verified"))
+            report.checks.append(firewall_check(host))
             reports[host.name] = report
             return HostResult(host.name, report.status)
 
         run_hosts(hosts, one, parallel=parallel)
+        isolation(connections, hosts, reports)
         server_host = connections.immich_host()
         if server_host is not None:
             reachability(server_host, hosts, reports)
@@ -125,3 +128,27 @@ def reachability(server: Remote, hosts: list[Host], reports: dict[str, HostRepor
             check = Check("from immich", FAIL, f"the Immich host cannot reach {host.url} ({exc})",
                           "open the route/firewall from the Immich server to the ML port")
         reports[host.name].checks.append(check)
+
+
+def isolation(connections: Connections, hosts: list[Host], reports: dict[str, HostReport]) -> None:
+    """Where a host has the firewall, another ML host (on another address) must get no answer from its port."""
+    from ..firewall import firewall_plan, isolation_check
+    from ..ml_api import ping_via
+
+    connected = [h for h in hosts if any(c.name == "ssh" and c.status == "pass" for c in reports[h.name].checks)]
+    for host in hosts:
+        other = next((o for o in connected if o.bind_address != host.bind_address), None)
+        if other is None or not firewall_plan(host).enabled:
+            continue
+        try:
+            ping_via(connections.remote(other), host.bind_address, host.ml_port, timeout=3)
+            outcome = "answered"
+        except ConnectionRefusedError:
+            outcome = "refused"
+        except (TimeoutError, ValueError):  # connected, then a slow or odd answer: still reachable
+            outcome = "answered"
+        except OSError:  # the connection was not even opened in time: what the DROP rule does
+            outcome = "dropped"
+        except ImmichRemoteError:
+            continue
+        reports[host.name].checks.append(isolation_check(host, other.name, outcome))

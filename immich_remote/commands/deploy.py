@@ -54,12 +54,19 @@ if TYPE_CHECKING:
 @click.option("--run-missing", is_flag=True, help="After registering, start the ML jobs for missing assets "
               "(force: false; never re-runs everything).")
 @health_timeout_option
+@click.option("--seed-cache-from", "seed_from", metavar="HOST", help="Copy HOST's model cache to the hosts "
+              "(over SSH through this machine, verified by sha256) before their container starts.")
+@click.option("--no-seed", is_flag=True, help="Do not copy another host's model cache to a new host (by default a "
+              "new host gets the cache of a host that has the models Immich uses).")
+@click.option("--force", "force_seed", is_flag=True, help="With --seed-cache-from: replace a model cache that is "
+              "not empty and differs.")
 @json_option
 @pass_app
 @click.pass_context
 def deploy(ctx: click.Context, app: App, host_names: tuple[str, ...], server_version: str | None, dry_run: bool,
            parallel: int | None, max_fail: int, allow_public: bool, remote_only: bool, break_lock: bool,
-           ship_image: bool, warm_models: bool, run_missing: bool, health_timeout: float | None) -> None:
+           ship_image: bool, warm_models: bool, run_missing: bool, health_timeout: float | None,
+           seed_from: str | None, no_seed: bool, force_seed: bool) -> None:
     """Deploy the ML container to the hosts and register them in Immich ahead of the local ML.
 
     Each host: preflight, lock, record the current state, upload a new release, pull the
@@ -67,7 +74,8 @@ def deploy(ctx: click.Context, app: App, host_names: tuple[str, ...], server_ver
     health gate (container healthy AND /ping == pong). A host that fails is rolled back to what
     it ran before; the others carry on. Then Immich's machineLearning.urls becomes: remote hosts
     by priority, then the local URL as fallback. Nothing else in Immich's config changes. A
-    second run with nothing changed touches nothing.
+    second run with nothing changed touches nothing. A new host first gets the model cache of a
+    host that has the models Immich uses, copied and verified (--seed-cache-from, --no-seed).
 
     \b
     Examples:
@@ -75,12 +83,15 @@ def deploy(ctx: click.Context, app: App, host_names: tuple[str, ...], server_ver
       immich-remote deploy
       immich-remote deploy gpu-box --warm-models --run-missing
       immich-remote --limit gpus deploy --parallel 2 --max-fail 1
+      immich-remote deploy new-box --seed-cache-from gpu-box   # models copied, not downloaded
     Exit 0 all hosts fine, 1 a host failed, 2 bad input, 3 config locked by IMMICH_CONFIG_FILE.
     """
     from ..deploy import DeployOptions
 
+    check_seed_options(app, seed_from, no_seed, force_seed)
     options = DeployOptions(dry_run=dry_run, allow_public=allow_public, break_lock=break_lock, ship_image=ship_image,
-                            warm_models=warm_models, health_timeout=health_timeout)
+                            warm_models=warm_models, health_timeout=health_timeout, seed_from=seed_from,
+                            auto_seed=not no_seed, force_seed=force_seed)
     ctx.exit(deploy_command(app, host_names, server_version=server_version, options=options, parallel=parallel,
                             max_fail=max_fail, remote_only=remote_only, run_missing=run_missing))
 
@@ -90,6 +101,19 @@ COMMANDS = (deploy,)
 REMOTE_ONLY_COST = ("remote-only drops the local ML URL: while the remote hosts are down, Smart Search, Face "
                     "Detection and OCR jobs FAIL (they are not retried; rerun 'Missing' afterwards), and "
                     "Duplicate Detection and Facial Recognition do not run for those assets.")
+
+
+def check_seed_options(app: App, seed_from: str | None, no_seed: bool, force: bool) -> None:
+    if seed_from is not None and no_seed:
+        raise InputError("--seed-cache-from and --no-seed contradict each other.", hint="Pass one of them.")
+    if force and seed_from is None:
+        raise InputError("--force only applies with --seed-cache-from HOST: it lets the seed replace a model cache "
+                         "that is not empty.", hint="Add --seed-cache-from HOST, or drop --force.")
+    if seed_from is not None:
+        try:
+            app.inventory.host(seed_from)
+        except InputError as exc:
+            raise InputError(f"--seed-cache-from: {exc.message}", hint=exc.hint) from None
 
 
 def confirm_fallback(app: App, remote_only: bool) -> None:
@@ -134,7 +158,8 @@ def run_procedure(app: App, hosts: Sequence[Host], ctx_factory: Callable[[Connec
     from ..rollout import Connections, run_hosts
 
     with Connections(app.inventory) as connections, Progress(
-            [h.name for h in hosts], enabled=not app.json or app.out.verbose > 0, title=title) as progress:
+            [h.name for h in hosts], enabled=not app.json or app.out.verbose > 0, title=title,
+            periodic=not app.out.quiet) as progress:
         ctx = ctx_factory(connections, progress)
         return run_hosts(hosts, lambda h: procedure(ctx, h), parallel=parallel, progress=progress)
 
@@ -160,7 +185,8 @@ def roll_out(app: App, client: ImmichClient, immich: ImmichReport, hosts: Sequen
 
     shown = url_order(hosts, planned_urls(app, immich, hosts))
     with Connections(app.inventory) as connections, Progress(
-            [h.name for h in shown], enabled=not app.json or app.out.verbose > 0) as progress:
+            [h.name for h in shown], enabled=not app.json or app.out.verbose > 0,
+            periodic=not app.out.quiet) as progress:
         ctx = HostContext(app.inventory, immich.version, options, connections, progress, snapshot, immich.config)
         rollout = canary_rollout(list(reversed(shown)), lambda h: prepare_and_stage(ctx, h),
                                  lambda staged: swap_host(ctx, staged), command=options.command, batch=batch,
@@ -260,7 +286,7 @@ def close_snapshot(snapshot: Snapshot, results: Sequence[HostResult], immich_dat
 def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | None, options: DeployOptions,
                    parallel: int | None, max_fail: int | None, remote_only: bool, run_missing: bool) -> int:
     from ..deploy import ok_hosts
-    from ..immich_api import ML_QUEUES, ImmichClient
+    from ..immich_api import ImmichClient
     from ..versions import ImmichVersion
 
     inv = app.inventory
@@ -283,12 +309,29 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
             [h for h in hosts if by_name[h.name].status == "dry-run"]
         immich_data, code = register_hosts(app, client, immich, good, snapshot=snapshot, dry_run=options.dry_run)
         if run_missing and good and not options.dry_run and not code:
-            for queue in ML_QUEUES:
-                client.start_missing(queue)
-            immich_data["missing_started"] = list(ML_QUEUES)
+            code = start_missing_jobs(client, immich_data)
     snapshot_path = close_snapshot(snapshot, results, immich_data) if snapshot else None
     report(app, results, immich_data, snapshot_path, dry_run=options.dry_run, canary=rollout.canary)
     return code or (EXIT_FAILED if any(r.failed or r.status == "skipped" for r in results) else 0)
+
+
+def start_missing_jobs(client: ImmichClient, immich_data: dict[str, Any]) -> int:
+    """`--run-missing`, after the hosts are registered: start each ML queue's 'Missing' jobs. A failure
+    (Immich down, slow or answering an error) stops there: the hosts stay as they are, the report says
+    which queues started and which did not, and `jobs run-missing` finishes (force: false, so a queue
+    that did start is only asked again). Returns the exit code."""
+    from ..immich_api import ML_QUEUES
+
+    started: list[str] = []
+    for index, queue in enumerate(ML_QUEUES):
+        try:
+            client.start_missing(queue)
+        except ImmichRemoteError as exc:
+            immich_data["missing_failed"] = {queue: exc.message, **{q: "not tried" for q in ML_QUEUES[index + 1:]}}
+            break
+        started.append(queue)
+    immich_data["missing_started"] = started
+    return EXIT_FAILED if "missing_failed" in immich_data else 0
 
 
 def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot_path: Path | None, *,
@@ -344,5 +387,10 @@ def report(app: App, results: list[HostResult], immich: dict[str, Any], snapshot
         out.line(immich["config_file_snippet"])
     if immich.get("missing_started"):
         out.line(f"Started 'Missing' jobs (force: false): {', '.join(immich['missing_started'])}")
+    if immich.get("missing_failed"):
+        failed = "; ".join(f"{queue}: {why}" for queue, why in immich["missing_failed"].items())
+        out.warn(f"'Missing' jobs not started (or not confirmed): {failed}. The hosts and the URL list above are "
+                 "done; start the jobs with `immich-remote jobs run-missing` when Immich answers (a queue that did "
+                 "start is left as it is).")
     if snapshot_path:
         out.info(f"Recorded before the change: {snapshot_path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -69,14 +70,27 @@ def status_command(app: App, names: tuple[str, ...], *, parallel: int | None, wa
     return 0 if healthy else EXIT_FAILED
 
 
-def _size(n: int | None) -> str:
+STYLES = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+
+def cache_text(n: int | None) -> str:
+    """The model cache's size for people: "1.2 GB", "empty (models load on first use)", "?"."""
+    from ..humanize import human_bytes
+
     if n is None:
         return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return "?"
+    return "empty (models load on first use)" if n == 0 else human_bytes(n)
+
+
+def change_text(last: dict, locked_by: str | None, now: datetime | None = None) -> str:
+    """ "upgrade 2 min ago by alice (v2.7.5)"; the ISO time stays in --json."""
+    from ..humanize import relative_time
+
+    if not last:
+        text = "none recorded"
+    else:
+        text = f"{last.get('command', '?')} {relative_time(last.get('at'), now)} by {last.get('by', '?')}"
+    return text + (f" [locked by {locked_by}]" if locked_by else "")
 
 
 def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "") -> Group:
@@ -84,24 +98,22 @@ def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "") -
     from rich.table import Table
     from rich.text import Text
 
+    from ..status import container_verdict, version_verdict
+
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("host", "container", "running", "server", "ping", "registered", "cache", "last change"):
-        table.add_column(column)
+    for column in ("host", "container", "running", "ping", "registered", "cache", "last change"):
+        table.add_column(column, overflow="fold")
     for s in statuses:
-        if not s.reachable:
-            table.add_row(s.host, Text("unreachable", style="red"), "", "", _ping(s), _position(s), "",
-                          Text(s.error or "", style="red"))
-            continue
-        container = Text(f"{s.state or 'none'}" + (f" ({s.health})" if s.health else ""),
-                         style="green" if s.state == "running" and s.health in (None, "healthy") else "red")
-        match = Text(s.running_version or "?", style="green" if s.version_matches else
-                     "red" if s.version_matches is False else "")
-        last = s.last_change
-        change = f"{last.get('command', '')} {last.get('at', '')} by {last.get('by', '?')}" if last else "none recorded"
-        if s.locked_by:
-            change += f" [locked by {s.locked_by}]"
-        table.add_row(s.host, container, match, server.version or "?", _ping(s), _position(s), _size(s.cache_bytes),
-                      change)
+        level, what, why = container_verdict(s)
+        container = Text(what, style=STYLES[level])
+        if why:
+            container.append(f": {why}", style=STYLES[level] if level == "fail" else "dim")
+        version_level, version_why = version_verdict(s, server.version)
+        running = Text(s.running_version or "-", style=STYLES[version_level] if s.running_version else "dim")
+        if version_why:
+            running.append(f" ({version_why})", style="dim")
+        table.add_row(s.host, container, running, _ping(s), _position(s),
+                      cache_text(s.cache_bytes) if s.reachable else "", change_text(s.last_change, s.locked_by))
     lines = [Text(f"Immich {server.version or '?'} at {server.url}" + (f" - {server.error}" if server.error else ""),
                   style="bold" if not server.error else "red"),
              Text(f"fallback: {server.fallback}; machineLearning.urls, in the order Immich tries them:")]
@@ -112,6 +124,9 @@ def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "") -
     if server.urls is not None and server.would_use is None:
         lines.append(Text("  no URL answers /ping from this machine (the server may still reach its local one)",
                           style="yellow"))
+    for s in statuses:  # the ML API has no authentication: say where its port is open to everyone
+        if s.firewall in ("off", "unset", "stopped"):
+            lines.append(Text(f"{s.host}: {s.firewall_detail}", style="yellow"))
     parts = [table, Text(""), *lines]
     if footer:
         parts.append(Text(footer, style="dim"))
@@ -126,5 +141,9 @@ def _ping(s: HostStatus) -> Text:
     return Text("no answer", style="red")
 
 
-def _position(s: HostStatus) -> str:
-    return f"#{s.registered_position}" if s.registered_position else "no"
+def _position(s: HostStatus) -> Text:
+    from rich.text import Text
+
+    if s.registered_position:
+        return Text(f"#{s.registered_position}")
+    return Text("no (not in Immich's URL list)", style="yellow")

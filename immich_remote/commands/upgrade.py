@@ -22,6 +22,7 @@ from ..errors import EXIT_FAILED, ImmichAPIError, ImmichRemoteError, VersionErro
 from ..options import (
     DURATION,
     HOSTS_ARG,
+    break_lock_option,
     dry_run_option,
     health_timeout_option,
     json_option,
@@ -51,13 +52,15 @@ WAIT_TIMEOUT = 900.0  # --wait-timeout's default, 15m
 @health_timeout_option
 @ship_image_option
 @remote_only_option
+@break_lock_option
 @parallel_option
 @json_option
 @pass_app
 @click.pass_context
 def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_version: str | None, check_only: bool,
             wait_server: bool, wait_timeout: float | None, batch: int, dry_run: bool, max_fail: int,
-            health_timeout: float | None, ship_image: bool, remote_only: bool, parallel: int | None) -> None:
+            health_timeout: float | None, ship_image: bool, remote_only: bool, break_lock: bool,
+            parallel: int | None) -> None:
     """Bring every ML host to the Immich server's version (run it right after upgrading Immich).
 
     The new image is pre-pulled on all hosts in parallel first (nothing else changes), then hosts
@@ -76,7 +79,7 @@ def upgrade(ctx: click.Context, app: App, host_names: tuple[str, ...], to_versio
     ctx.exit(upgrade_command(app, host_names, to=to_version, wait_server=wait_server,
                              wait_timeout=wait_timeout or WAIT_TIMEOUT, batch=batch, max_fail=max_fail,
                              parallel=parallel, health_timeout=health_timeout, ship_image=ship_image,
-                             remote_only=remote_only, dry_run=dry_run))
+                             remote_only=remote_only, dry_run=dry_run, break_lock=break_lock))
 
 
 COMMANDS = (upgrade,)
@@ -105,10 +108,13 @@ def upgrade_check(app: App, names: tuple[str, ...], parallel: int | None) -> int
     return EXIT_FAILED if behind else 0
 
 
-def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout: float) -> ImmichVersion:
-    """Poll the public version endpoint until it answers with a version the hosts do not run yet."""
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
+def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout: float, *,
+                    deadline: float | None = None, last: str | None = None) -> ImmichVersion:
+    """Poll the public version endpoint until it answers with a version the hosts do not run yet, until
+    `deadline` (default: `timeout` from now). A request under way may overrun it by `immich.timeout`.
+    `last`: what the server answered before (reading the hosts' versions asked it too)."""
+    deadline = deadline or time.monotonic() + timeout
+    last = last or "no answer yet"
     app.out.info(f"Waiting up to {timeout:g}s for the Immich server to answer with a new version "
                  f"(hosts run {', '.join(sorted(baseline)) or 'nothing'})...")
     while time.monotonic() < deadline:
@@ -119,14 +125,15 @@ def wait_for_server(app: App, client: ImmichClient, baseline: set[str], timeout:
             last = f"still {version.tag}"
         except (ImmichAPIError, VersionError) as exc:
             last = exc.message
-        time.sleep(3)
-    raise ImmichRemoteError(f"The Immich server did not come back with a new version within {timeout:g}s ({last}).",
+        time.sleep(max(0.0, min(3.0, deadline - time.monotonic())))
+    raise ImmichRemoteError(f"The Immich server did not come back with a new version within {timeout:g}s ({last.rstrip('.')}); "
+                            "no host was changed.",
                             hint="Finish the server's upgrade first, or run upgrade without --wait-server.")
 
 
 def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_server: bool, wait_timeout: float,
                     batch: int, max_fail: int | None, parallel: int | None, health_timeout: float | None,
-                    ship_image: bool, remote_only: bool, dry_run: bool = False) -> int:
+                    ship_image: bool, remote_only: bool, dry_run: bool = False, break_lock: bool = False) -> int:
     from ..deploy import DeployOptions, ok_hosts
     from ..immich_api import ImmichClient
     from ..status import collect
@@ -147,14 +154,16 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
     confirm_fallback(app, remote_only)
     with ImmichClient(inv.immich) as client:
         if wait_server:
-            _, statuses = collect(inv, hosts, parallel=parallel)
-            wait_for_server(app, client, {s.running_version for s in statuses if s.running_version}, wait_timeout)
+            deadline = time.monotonic() + wait_timeout  # reading the hosts' versions counts too
+            server, statuses = collect(inv, hosts, parallel=parallel)
+            wait_for_server(app, client, {s.running_version for s in statuses if s.running_version}, wait_timeout,
+                            deadline=deadline, last=server.error)
         pinned = ImmichVersion.parse(to, source="--to") if to else None
         immich = immich_preflight(app, client, pinned=pinned)
         target = immich.version
         snapshot = None if dry_run else start_snapshot(app, "upgrade", immich, hosts)
         options = DeployOptions(health_timeout=health_timeout, ship_image=ship_image, command="upgrade",
-                                dry_run=dry_run)
+                                dry_run=dry_run, break_lock=break_lock)
         app.out.info(f"Upgrading {len(hosts)} host(s) to Immich ML {target.tag}: every image is pulled first, "
                      f"then the least-used host swaps alone (canary), then the rest {batch} at a time"
                      + (" (dry run: nothing will change)" if dry_run else ""))

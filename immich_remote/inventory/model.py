@@ -24,6 +24,7 @@ class ImmichServer:
     ssh_user: str | None = None
     ssh_port: int | None = None
     ssh_key: Path | None = None
+    server_address: str | None = None  # the server's IP as the ML hosts see it (the firewall's default source)
 
     @property
     def keep_local(self) -> bool:
@@ -63,6 +64,9 @@ class Host:
     health_interval: float
     groups: tuple[str, ...] = ()
     index: int = 0  # position in the inventory, breaks priority ties
+    firewall: bool = True  # False: `firewall: false`, the host opted out of the ML-port firewall
+    allow_from: tuple[str, ...] = ()  # networks that may reach the ML port; empty: no source known
+    allow_from_origin: str = ""  # where allow_from came from: the key, for messages
 
     @property
     def model_cache_is_path(self) -> bool:

@@ -7,6 +7,7 @@ Both formats end here: each hands over the server settings and, per host, its la
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ def build_inventory(src: Source, fmt: str, immich: ImmichSettings, ssh: SSHSetti
     """The Inventory, hosts in the order of `layered`; `fmt` is "native" or "ansible"."""
     server = resolve_immich(src, immich, fmt)
     host_groups = {name: tuple(g for g, members in groups.items() if name in members) for name in layered}
-    hosts = tuple(resolve_host(src, name, layers, host_groups[name], i)
+    hosts = tuple(resolve_host(src, name, layers, host_groups[name], i, server=server)
                   for i, (name, layers) in enumerate(layered.items()))
     check_unique(src, hosts, layered)
     return Inventory(
@@ -66,7 +67,8 @@ def resolve_immich(src: Source, s: ImmichSettings, fmt: str) -> ImmichServer:
         url=url, api_key_env=s.api_key_env or (None if sources else DEFAULT_API_KEY_ENV),
         api_key_file=src.file_path(s.api_key_file), api_key_command=s.api_key_command,
         local_ml_url=local, fallback=s.fallback, timeout=s.timeout, verify_tls=s.verify_tls,
-        ssh_host=s.ssh_host, ssh_user=s.ssh_user, ssh_port=s.ssh_port, ssh_key=src.file_path(s.ssh_key))
+        ssh_host=s.ssh_host, ssh_user=s.ssh_user, ssh_port=s.ssh_port, ssh_key=src.file_path(s.ssh_key),
+        server_address=s.server_address)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ def merge_layers(layers: Layers) -> Merged:
     return Merged(merged, origin, layers[-1][1])
 
 
-def resolve_host(src: Source, name: str, layers: Layers, groups: tuple[str, ...], index: int) -> Host:
+def resolve_host(src: Source, name: str, layers: Layers, groups: tuple[str, ...], index: int, *,
+                 server: ImmichServer | None = None) -> Host:
     s = merge_layers(layers)
     address = _address(src, s)
     accel = s.get("accel") or "auto"
@@ -108,6 +111,7 @@ def resolve_host(src: Source, name: str, layers: Layers, groups: tuple[str, ...]
     bind = _bind_address(src, s, address)
     ml_port = s.get("ml_port") or ML_CONTAINER_PORT
     url = _normalised_url(src, s.get("url") or derive_url(address, ml_port), "url", s.at("url"))
+    allow_from, allow_origin = _allow_from(src, s, bind, server)
     return Host(
         name=name, address=address, ssh_user=s.get("ssh_user"), ssh_port=s.get("ssh_port"),
         ssh_key=src.file_path(s.get("ssh_key")), accel=accel, arch=arch, bind_address=bind,
@@ -117,7 +121,36 @@ def resolve_host(src: Source, name: str, layers: Layers, groups: tuple[str, ...]
         priority=DEFAULT_PRIORITY if s.get("priority") is None else s.get("priority"),
         health_timeout=s.get("health_timeout") or DEFAULT_HEALTH_TIMEOUT,
         health_interval=s.get("health_interval") or DEFAULT_HEALTH_INTERVAL,
-        groups=groups, index=index)
+        groups=groups, index=index, firewall=s.get("firewall") is not False, allow_from=allow_from,
+        allow_from_origin=allow_origin)
+
+
+def _allow_from(src: Source, s: Merged, bind: str, server: ImmichServer | None) -> tuple[tuple[str, ...], str]:
+    """Who may reach the ML port: `allow_from`, else immich.server_address, else immich.ssh_host when it is
+    an IP that is not loopback (a name or a loopback address says nothing about the server as this host
+    sees it). Every network must be of the bind address's family: the rules match one family."""
+    given = s.get("allow_from")
+    if given:
+        networks, origin, where = tuple(given), "allow_from", s.at("allow_from")
+    elif server is not None and server.server_address:
+        networks, origin, where = (_single(server.server_address),), "immich.server_address", None
+    else:
+        ssh_ip = parse_ip(server.ssh_host) if server is not None and server.ssh_host else None
+        if ssh_ip is None or ssh_ip.is_loopback:
+            return (), ""
+        networks, origin, where = (_single(str(ssh_ip)),), "immich.ssh_host", None
+    family = ipaddress.ip_address(bind).version
+    wrong = [n for n in networks if ipaddress.ip_network(n).version != family]
+    if wrong and s.get("firewall") is not False:
+        raise src.fail(where or s.at("bind_address"), f"{origin} {', '.join(wrong)} is IPv"
+                       f"{ipaddress.ip_network(wrong[0]).version}, but this host's ML port is published on "
+                       f"IPv{family} address {bind}: the firewall could never let it through.",
+                       hint=f"Give allow_from the IPv{family} address(es) the Immich server uses to reach {bind}.")
+    return networks, origin
+
+
+def _single(address: str) -> str:
+    return str(ipaddress.ip_network(address))
 
 
 def _address(src: Source, s: Merged) -> str:

@@ -6,6 +6,7 @@ unknown keys, so a misspelt key is an error with a suggestion (messages.explain 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -43,6 +44,35 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
+
+
+def allow_from_list(value: Any) -> tuple[str, ...]:
+    """`allow_from:` as normalised networks: one address/CIDR or a list of them (an address means /32 or /128).
+
+    Refused: names (the rules match addresses), host bits set in a CIDR (a typo more often than not),
+    and a network that allows everyone (that is `firewall: false`)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError("expected an address or CIDR, or a list of them, e.g. [192.168.1.10, 10.0.0.0/24]")
+    result = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ValueError(f"'{item}' is not an address or CIDR")
+        text = str(item).strip().strip("[]")
+        try:
+            network = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            if "host bits set" in str(exc):
+                loose = ipaddress.ip_network(text, strict=False)
+                raise ValueError(f"'{text}' has host bits set; write the network as {loose} or the single "
+                                 f"address as {text.split('/')[0]}") from None
+            raise ValueError(f"'{text}' is not an IP address or CIDR (names are not allowed: the firewall "
+                             "matches addresses), e.g. 192.168.1.10 or 10.0.0.0/24") from None
+        if network.prefixlen == 0:
+            raise ValueError(f"'{text}' allows every address; to leave the ML port open, set firewall: false")
+        if str(network) not in result:
+            result.append(str(network))
+    return tuple(result)
 
 
 def _no_bool(value: Any) -> Any:
@@ -94,6 +124,20 @@ class HostSettings(_Strict):
     priority: int | None = None
     health_timeout: float | None = None
     health_interval: float | None = None
+    allow_from: tuple[str, ...] | None = None  # addresses/CIDRs that may reach the ML port (firewall.py)
+    firewall: bool | None = None
+
+    @field_validator("allow_from", mode="before")
+    @classmethod
+    def _allow_from(cls, value: Any) -> Any:
+        return None if value is None else allow_from_list(value)
+
+    @field_validator("firewall", mode="before")
+    @classmethod
+    def _firewall(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, bool):
+            raise ValueError("expected true or false (false opts this host out of the ML-port firewall)")
+        return value
 
     @field_validator("health_timeout", "health_interval", mode="before")
     @classmethod
@@ -131,8 +175,20 @@ class ImmichSettings(_Strict):
     ssh_user: str | None = None
     ssh_port: int | None = Field(default=None, ge=1, le=65535)
     ssh_key: str | None = None
+    server_address: str | None = None  # the server's IP as the ML hosts see it: the firewall's default source
     timeout: float = 10.0
     verify_tls: bool = True
+
+    @field_validator("server_address", mode="before")
+    @classmethod
+    def _server_address(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(str(value).strip().strip("[]")))
+        except ValueError:
+            raise ValueError(f"'{value}' is not an IP address; give the Immich server's IP as the ML hosts "
+                             "see it (e.g. 192.168.1.10), which the ML-port firewall lets through") from None
 
     @field_validator("timeout", mode="before")
     @classmethod

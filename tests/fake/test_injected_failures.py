@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.fake.helpers import AUTH, client
 
 
@@ -22,3 +24,15 @@ def test_reset_forgets_pending_failures(immich_fake):
     immich_fake.reset()
     with client(immich_fake) as http:
         assert http.get("/server/version").status_code == 200
+
+
+def test_a_slow_server_answers_the_next_requests_late(immich_fake):
+    immich_fake.delay_requests("GET", "/api/server/version", seconds=0.5)
+    with client(immich_fake) as http:
+        started = time.monotonic()
+        assert http.get("/server/version").status_code == 200
+        first = time.monotonic() - started
+        started = time.monotonic()
+        assert http.get("/server/version").status_code == 200
+        second = time.monotonic() - started
+    assert first >= 0.5 and second < 0.5

@@ -56,6 +56,7 @@ from .immich_fake_http import BackgroundHTTPServer
 from .immich_fake_ml import MLRouter, PredictionError, PredictionResult
 from .immich_fake_queues import ABSENT, JobCommand, QueueBoard, QueueCommandError
 from .immich_fake_schema import config_schema, queue_command_schema, queue_name_schema
+from .immich_fake_search import SearchError, SmartSearch, smart_search_schema
 from .immich_fake_validation import (
     CLASS_VALIDATOR,
     MISSING,
@@ -175,6 +176,7 @@ ROUTES = [
     Route("GET", "/api/server/ping", "ping"),
     Route("GET", "/api/server/features", "features"),
     Route("GET", "/api/server/about", "about", "server.about"),
+    Route("GET", "/api/server/statistics", "statistics", "server.statistics", True),
     Route("GET", "/api/system-config", "get_config", "systemConfig.read", True),
     Route("PUT", "/api/system-config", "put_config", "systemConfig.update", True),
     Route("GET", "/api/system-config/defaults", "get_defaults", "systemConfig.read", True),
@@ -188,6 +190,7 @@ ROUTES = [
     Route("PUT", "/api/queues/{name}", "update_queue", "queue.update", True, has_queues_api),
     Route("GET", "/api/jobs", "get_jobs", "job.read", True),
     Route("PUT", "/api/jobs/{name}", "job_command", "job.create", True),
+    Route("POST", "/api/search/smart", "smart_search", "asset.read"),  # see immich_fake_search
 ]
 
 
@@ -267,8 +270,11 @@ class FakeImmichServer:
         self._stripped: list[str] = []
         self._pending_changes: list[PendingChange] = []
         self._failures: list[list] = []  # [method, path, status, remaining]: see fail_requests
+        self._delays: list[list] = []  # [method, path, seconds, remaining, arrived]: see delay_requests
         self.queues = QueueBoard(queue_names(self.version))
+        self.library = {"photos": 0, "videos": 0, "usage": 0, "usagePhotos": 0, "usageVideos": 0}
         self.ml = MLRouter(predict_timeout=predict_timeout)
+        self.search = SmartSearch(self.ml)
         self._http = BackgroundHTTPServer(_make_handler(self), host, port)
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -335,6 +341,24 @@ class FakeImmichServer:
         with self._lock:
             self._failures.append([method.upper(), path, status, count])
 
+    def delay_requests(self, method: str, path: str, *, seconds: float, count: int = 1) -> threading.Event:
+        """Play a slow server: the next ``count`` requests ``method path`` are served (or fail, see
+        ``fail_requests``) only after ``seconds``, whether or not the client still waits. The event
+        returned is set when the first of them arrives (a test can act while it is held)."""
+        arrived = threading.Event()
+        with self._lock:
+            self._delays.append([method.upper(), path, seconds, count, arrived])
+        return arrived
+
+    def _take_delay(self, method: str, path: str) -> float:
+        with self._lock:
+            for delay in self._delays:
+                if delay[0] == method and delay[1] == path and delay[3] > 0:
+                    delay[3] -= 1
+                    delay[4].set()
+                    return delay[2]
+        return 0.0
+
     def _take_failure(self, method: str, path: str) -> int | None:
         with self._lock:
             for failure in self._failures:
@@ -385,6 +409,11 @@ class FakeImmichServer:
     def job_commands(self) -> list[JobCommand]:
         return self.queues.commands()
 
+    def set_library(self, *, photos: int, videos: int = 0, photo_bytes: int = 0, video_bytes: int = 0) -> None:
+        """The library size ``GET /api/server/statistics`` reports (one admin user owns it all)."""
+        self.library = {"photos": photos, "videos": videos, "usage": photo_bytes + video_bytes,
+                        "usagePhotos": photo_bytes, "usageVideos": video_bytes}
+
     def set_queue(self, name: str, *, is_paused: bool | None = None, **statistics: int) -> None:
         """Set statistics (``active=1``, ``failed=2``...) and/or the paused flag of a queue."""
         self.queues.set(name, is_paused=is_paused, **statistics)
@@ -414,8 +443,10 @@ class FakeImmichServer:
             self._stripped.clear()
             self._pending_changes.clear()
             self._failures.clear()
+            self._delays.clear()
             self.queues.clear_commands()
             self.ml.clear_logs()
+            self.search.clear_log()
             if config:
                 self.set_config(self._initial_config)
 
@@ -434,6 +465,7 @@ class FakeImmichServer:
                 "mlLog": self.ml.log(),
                 "pings": self.ml.pings(),
                 "predictions": self.ml.predictions(),
+                "searches": self.search.searches(),
                 "queues": self.queues.snapshot(),
                 "jobCommands": [c.to_json() for c in self.queues.commands()],
             }
@@ -467,6 +499,9 @@ class FakeImmichServer:
         )
         cid = _correlation_id()
         try:
+            delay = self._take_delay(method, path)
+            if delay:
+                time.sleep(delay)
             injected = self._take_failure(method, path)
             if injected is not None:
                 raise HttpError(injected, "Internal server error" if injected == 500 else "Injected failure")
@@ -587,6 +622,12 @@ class FakeImmichServer:
             "repositoryUrl": "https://github.com/immich-app/immich",
         }
 
+    def _route_statistics(self, **_: Any) -> tuple[int, Any]:
+        """``ServerStatsResponseDto``: totals and ``usageByUser`` (``UsageByUserDto``), here one admin user."""
+        user = {"userId": "8c1f8d8e-4e0b-4a59-9b7e-0d4b6a1c2f3a", "userName": "Admin", "quotaSizeInBytes": None,
+                **self.library}
+        return 200, {**self.library, "usageByUser": [user]}
+
     def _route_features(self, **_: Any) -> tuple[int, Any]:
         config = self.config
         ml = config["machineLearning"]
@@ -681,6 +722,13 @@ class FakeImmichServer:
             return 200, self.queues.run(name, dto["command"], dto.get("force", ABSENT), raw)
         except QueueCommandError as error:
             raise HttpError(400, str(error)) from None
+
+    def _route_smart_search(self, body: Any, **_: Any) -> tuple[int, Any]:
+        dto = self._validate(smart_search_schema(), body)
+        try:
+            return 200, self.search.search(self.config["machineLearning"], dto)
+        except SearchError as error:
+            raise HttpError(error.status, error.message) from None
 
     # --- test control (/_fake/...) ------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .immich_fake_validation import whatwg_origin_join
+from .immich_fake_validation import MISSING, whatwg_origin_join
 
 LOG = logging.getLogger("immich_fake.ml")
 
@@ -92,15 +92,17 @@ def tiny_png(size: int = 32) -> bytes:
     )
 
 
-def build_request(task: str, ml_config: dict, text: str = "a photo of a cat") -> tuple[dict, dict]:
+def build_request(
+    task: str, ml_config: dict, text: str = "a photo of a cat", language: Any = "en"
+) -> tuple[dict, dict]:
     """The ``entries`` object and the input (``{"image": bytes}`` or ``{"text": str}``) for ``task``,
-    built like the server's ``encodeImage``/``encodeText``/``detectFaces``/``ocr``."""
+    built like the server's ``encodeImage``/``encodeText``/``detectFaces``/``ocr``. ``language`` is
+    ``encodeText``'s (``MISSING``: absent, so ``JSON.stringify`` leaves ``options`` empty)."""
     if task == "clip":
         return {"clip": {"visual": {"modelName": ml_config["clip"]["modelName"]}}}, {"image": tiny_png()}
     if task == "clip-textual":
-        entries = {
-            "clip": {"textual": {"modelName": ml_config["clip"]["modelName"], "options": {"language": "en"}}}
-        }
+        options = {} if language is MISSING else {"language": language}
+        entries = {"clip": {"textual": {"modelName": ml_config["clip"]["modelName"], "options": options}}}
         return entries, {"text": text}
     if task == "facial-recognition":
         face = ml_config["facialRecognition"]
@@ -306,13 +308,13 @@ class MLRouter:
 
     # --- prediction -------------------------------------------------------------------------------
 
-    def predict(self, task: str = "clip", text: str = "a photo of a cat") -> PredictionResult:
+    def predict(self, task: str = "clip", text: str = "a photo of a cat", language: Any = "en") -> PredictionResult:
         """Run one prediction through the configured URLs exactly as the server routes it."""
         with self._lock:
             config = copy.deepcopy(self._config)
         if not config or not config.get("enabled"):
             raise PredictionError("Machine learning is disabled")
-        entries, payload = build_request(task, config, text)
+        entries, payload = build_request(task, config, text, language)
         body, content_type = encode_multipart(entries, payload)
         attempts: list[Attempt] = []
         record = {"task": task, "entries": entries, "attempts": attempts, "url": None, "error": None}

@@ -51,6 +51,15 @@ def test_lock_is_exclusive_and_names_its_owner(tmp_path):
     assert not (tmp_path / "proj/.immich-remote/lock").exists()
 
 
+def test_prepare_release_removes_staging_dirs_a_dead_run_left_behind(tmp_path):
+    paths = HostPaths("proj")
+    release(tmp_path, paths, "r1", {"docker-compose.yml": "one"})
+    assert run(prepare_release(paths, "r0"), tmp_path).returncode == 0  # the host died during this upload
+    (tmp_path / staging_dir(paths, "r0") / "docker-compose.yml").write_text("half")
+    assert run(prepare_release(paths, "r2"), tmp_path).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "proj/.immich-remote/releases").iterdir()) == [".r2.tmp", "r1"]
+
+
 def release(tmp_path, paths, rid, files):
     assert run(prepare_release(paths, rid), tmp_path).returncode == 0
     for name, text in files.items():

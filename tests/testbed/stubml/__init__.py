@@ -7,6 +7,9 @@ Everything builds offline in seconds, so these images are rebuilt rather than ar
 
 Test controls, read at request time (see mode.sh): MACHINE_LEARNING_STUB_MODE, _ONLY_VERSIONS,
 _START_DELAY, _PREDICT_DELAY, and the file /tmp/stub-mode inside a running container.
+MACHINE_LEARNING_STUB_PREDICT_DELAY is a fixed service time in seconds (fractions work: busybox sleep)
+slept in every /predict before it answers, so `bench` can be checked against physics; set it per host
+with the inventory's `env:` (tests/integration/test_bench.py). The stub's own handling adds ~0.1 s.
 """
 
 from __future__ import annotations
