@@ -18,7 +18,25 @@ import click
 
 from . import __version__
 from .app import App
-from .commands import check, config, deploy, inventory, jobs, plan, remove, rollback, status, trust, upgrade
+from .commands import (
+    advise,
+    bench,
+    check,
+    config,
+    deploy,
+    drill,
+    guard,
+    init,
+    inventory,
+    jobs,
+    ops_report,
+    plan,
+    remove,
+    rollback,
+    status,
+    trust,
+    upgrade,
+)
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, ImmichRemoteError
 
 if TYPE_CHECKING:
@@ -91,9 +109,28 @@ def cli(ctx: click.Context, inventory: Path | None, limit: tuple[str, ...], json
 
 
 # Each command module lists its click commands in COMMANDS (`--help` shows them sorted by name).
-for _module in (check, config, deploy, inventory, jobs, plan, remove, rollback, status, trust, upgrade):
+for _module in (advise, bench, check, config, deploy, init, inventory, jobs, plan, remove, rollback, status, trust, upgrade,
+                guard, ops_report, drill):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
+
+# The user guide page each command's --help points to (docs/ in the source and the sdist); default operations.
+DOCS_PAGES = {"init": "getting-started", "deploy": "getting-started", "inventory": "getting-started",
+              "render": "getting-started", "plan": "getting-started", "check": "hardware-acceleration",
+              "trust": "security", "guard": "guard"}
+
+
+def _point_to_docs(command: click.Command, page: str) -> None:
+    if "Docs:" not in (command.epilog or ""):
+        line = f"Docs: docs/{page}.md; errors explained: docs/troubleshooting.md"
+        command.epilog = f"{command.epilog}\n\n{line}" if command.epilog else line
+    for sub in getattr(command, "commands", {}).values():
+        _point_to_docs(sub, page)
+
+
+cli.epilog = "Docs: docs/getting-started.md (user guide: docs/), errors explained: docs/troubleshooting.md"
+for _name, _command in cli.commands.items():
+    _point_to_docs(_command, DOCS_PAGES.get(_name, "operations"))
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ ML_QUEUES = ("smartSearch", "faceDetection", "ocr")  # what `deploy --run-missin
 # smartSearch, faceDetection and ocr call /predict; facialRecognition and duplicateDetection work on
 # their results. `immich-remote jobs` shows, starts, pauses and resumes these (those the server has).
 ML_JOB_QUEUES = ("smartSearch", "faceDetection", "facialRecognition", "duplicateDetection", "ocr")
+SMART_SEARCH_PERMISSION = "asset.read"  # POST /api/search/smart (search.controller.ts); not admin-only
 # How often set_ml_urls re-reads a config that someone else keeps changing before it gives up.
 CONFIG_ATTEMPTS = 3
 
@@ -217,6 +218,12 @@ class ImmichClient:
     def features(self) -> dict[str, Any]:
         return self._expect_ok(self._request("GET", "/api/server/features"), "Reading server features")
 
+    def server_statistics(self) -> dict[str, Any]:
+        """`GET /api/server/statistics` (permission `server.statistics`, admin): the library's size,
+        `ServerStatsResponseDto {photos, videos, usage, usagePhotos, usageVideos, usageByUser[]}`."""
+        return self._expect_ok(self._request("GET", "/api/server/statistics", permission="server.statistics"),
+                               "Reading the library's size (GET /api/server/statistics)")
+
     def my_api_key(self) -> ApiKeyInfo:
         """`GET /api/api-keys/me`: the key's own name and permissions.
 
@@ -330,6 +337,18 @@ class ImmichClient:
         return self._expect_ok(self._request(request.method, request.path, json_body=request.body,
                                              permission=request.permission),
                                f"Starting missing {queue} jobs")
+
+    # --- search -----------------------------------------------------------------------------------
+    def smart_search(self, query: str) -> dict[str, Any]:
+        """`POST /api/search/smart {"query", "size": 1}` (permission `asset.read`; `SearchResponseDto`).
+
+        The server embeds the query with CLIP through its own ML URL list (healthy URLs first), so an
+        answer proves from the server's side that one of its ML URLs serves. It caches embeddings per
+        query text: only a query it has not seen calls ML. Raises ImmichAPIError with status 500 when
+        every ML URL failed, 400 when smart search is disabled in Immich's settings.
+        """
+        return self._expect_ok(self._request("POST", "/api/search/smart", json_body={"query": query, "size": 1},
+                                             permission=SMART_SEARCH_PERMISSION), "Smart search (POST /api/search/smart)")
 
     def set_queue_paused(self, queue: str, paused: bool) -> dict[str, Any]:
         """Pause (jobs wait instead of running, and failing while no ML URL answers) or resume an ML

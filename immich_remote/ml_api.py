@@ -1,4 +1,5 @@
-"""HTTP to the ML containers themselves (not to Immich): `GET /ping` and the warm-up `/predict`.
+"""HTTP to the ML containers themselves (not to Immich): `GET /ping`, the warm-up `/predict`, and
+bench's `/predict` requests (`predict_entries`, `MLEndpoint`).
 
 Most requests are sent from a host through its SSH connection (a direct-tcpip channel, see
 `Remote.tcp_exchange`), so they test exactly the bind address and port and the ML port stays
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .bench import TASKS
 from .errors import ImmichRemoteError, RemoteCommandError
 from .inventory import Host
 from .ssh import Remote
@@ -94,6 +96,71 @@ def warm_models(remote: Remote, host: Host, config: dict[str, Any] | None) -> li
             raise RemoteCommandError(f"Host '{host.name}': warming {task} failed: HTTP {status} {answer[:120]!r}")
         done.append(task)
     return done
+
+
+# --- /predict as Immich sends it (bench) ----------------------------------------------------------
+BENCH_TASKS = TASKS  # bench.py's task names
+
+
+def predict_entries(task: str, config: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """(entries, needs an image) of the request Immich's server builds for one bench task, with the
+    model names and options of its config (server/src/repositories/machine-learning.repository.ts):
+    clip-image = smart search's image embedding, clip-text = a search query, faces = face detection
+    and recognition in one request, ocr = text detection and recognition."""
+    ml = (config or {}).get("machineLearning") or {}
+    clip = ml.get("clip") or {}
+    faces = ml.get("facialRecognition") or {}
+    ocr = ml.get("ocr") or {}
+    clip_model = clip.get("modelName", "ViT-B-32__openai")
+    if task == "clip-image":
+        return {"clip": {"visual": {"modelName": clip_model}}}, True
+    if task == "clip-text":
+        return {"clip": {"textual": {"modelName": clip_model, "options": {"language": "en"}}}}, False
+    if task == "faces":
+        model = faces.get("modelName", "buffalo_l")
+        return {"facial-recognition": {
+            "detection": {"modelName": model, "options": {"minScore": faces.get("minScore", 0.7)}},
+            "recognition": {"modelName": model}}}, True
+    if task == "ocr":
+        model = ocr.get("modelName", "PP-OCRv5_mobile")
+        return {"ocr": {
+            "detection": {"modelName": model, "options": {"minScore": ocr.get("minDetectionScore", 0.5),
+                                                          "maxResolution": ocr.get("maxResolution", 736)}},
+            "recognition": {"modelName": model, "options": {"minScore": ocr.get("minRecognitionScore", 0.8)}}}}, True
+    raise ValueError(f"unknown bench task {task!r}; expected one of {', '.join(BENCH_TASKS)}")
+
+
+class MLEndpoint:
+    """One ML service's `POST /predict`, reached through a host's SSH connection (a direct-tcpip
+    channel to address:port, as the health gate does: the port stays private) or, without `remote`,
+    from this machine by URL. `predict` is safe to call from several threads at once."""
+
+    def __init__(self, name: str, url: str, *, remote: Remote | None = None, address: str = "", port: int = 0) -> None:
+        self.name, self.url, self.remote, self.address, self.port = name, url, remote, address, port
+        self._http = None if remote is not None else httpx.Client(headers={"user-agent": "immich-remote"})
+
+    @property
+    def path(self) -> str:
+        return f"ssh {self.remote.where} -> {self.address}:{self.port}" if self.remote is not None else "direct"
+
+    def predict(self, body: bytes, content_type: str, *, timeout: float) -> tuple[int, bytes]:
+        """(status, body) of one /predict; OSError (no route, refused, timed out) or ValueError (not HTTP)."""
+        if self.remote is not None:
+            return http_request(self.remote, self.address, self.port, "POST", "/predict", body=body,
+                                headers={"Content-Type": content_type}, timeout=timeout)
+        assert self._http is not None
+        try:
+            response = self._http.post(self.url.rstrip("/") + "/predict", content=body,
+                                       headers={"Content-Type": content_type}, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(f"no answer in {timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
 
 
 # --- /ping ----------------------------------------------------------------------------------------

@@ -45,7 +45,14 @@ def remove_command(app: App, names: tuple[str, ...], *, purge_cache: bool, resto
     from ..immich_api import ImmichClient
     from ..remove import remove_host
     from ..versions import ImmichVersion
-    from .deploy import close_snapshot, immich_preflight, register_hosts, report, run_procedure, start_snapshot
+    from .deploy import (
+        close_snapshot,
+        immich_preflight,
+        register_hosts,
+        report,
+        run_procedure,
+        start_snapshot,
+    )
 
     if not names:
         raise InputError("Name the host(s) to remove (`immich-remote remove HOST`); there is no remove-all default.")
