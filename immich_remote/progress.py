@@ -28,7 +28,7 @@ from .output import STATUS_STYLE
 FAILED_WORDS = {"failed", "rolled-back", "error", "skipped"}
 PLAIN_EVERY = 3.0  # seconds between two progress lines of one host off a terminal
 RATE_WINDOW = 5.0
-DONE_WORDS = {"pulling": "pulled", "extracting": "pulled", "sending": "sent"}  # seconds of samples behind the rate (and so the ETA)
+DONE_WORDS = {"pulling": "pulled", "extracting": "pulled", "sending": "sent", "seeding": "seeded"}  # seconds of samples behind the rate (and so the ETA)
 
 
 @dataclass

@@ -6,7 +6,7 @@ hosts' own SSH connections (ssh.Remote.stream_out on the source piped into strea
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from .cache_seed import (
@@ -75,9 +75,10 @@ def plan_seed(ctx: HostContext, host: Host, remote: Remote, found: Probe, render
                        sources=sources, models=wanted_models(ctx.immich_config))
 
 
-def _counted(chunks: Iterable[bytes], total: list[int]) -> Iterator[bytes]:
+def _counted(chunks: Iterable[bytes], total: list[int], report: Callable[[int], None]) -> Iterator[bytes]:
     for chunk in chunks:
         total[0] += len(chunk)
+        report(total[0])
         yield chunk
 
 
@@ -107,10 +108,15 @@ def seed_cache(ctx: HostContext, prepared: Prepared) -> dict[str, object]:
     except SSHError as exc:  # the source does not answer: a step failure, so the host is rolled back
         raise RemoteCommandError(exc.message, hint=exc.hint) from None
     started, streamed = time.monotonic(), [0]
+    expected = plan.source_cache.size  # the files' bytes; tar's headers add a little, so never below `done`
+
+    def report(done: int) -> None:
+        ctx.progress.transfer(host.name, done, max(expected, done) or None, "seeding")
     try:
         remote.stream_in(receive_cache(mount, image, overwrite=plan.overwrite),
                          _counted(source.stream_out(send_cache(cache_mount(source_host.model_cache), [image]),
-                                                    what=f"reading the model cache of {plan.source}"), streamed),
+                                                    what=f"reading the model cache of {plan.source}"), streamed,
+                                  report),
                          what=f"unpacking the model cache from {plan.source}")
         copied = time.monotonic() - started
         ctx.progress.step(host.name, "verifying the seeded model cache")

@@ -4,6 +4,8 @@ different cache is never overwritten without --force, and a new host is seeded o
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import urllib.request
@@ -89,7 +91,9 @@ def test_a_seeded_cache_is_byte_identical_and_the_container_starts_on_it(sandbox
 
     # A new host is seeded on its own (unless --no-seed), from a host that has every model Immich uses.
     assert "seed" not in by_host(sandbox.cli_json("deploy", "ml3", "--no-seed", "--dry-run"))["ml3"]["steps"]
-    auto = by_host(sandbox.cli_json("deploy", "ml3"))["ml3"]
+    auto_run = sandbox.cli("-v", "--json", "deploy", "ml3")  # -v: progress lines on stderr besides the JSON
+    auto = by_host(json.loads(auto_run.stdout))["ml3"]
+    assert re.search(r"ml3: seeded [\d.]+ [kMG]?B in [\d.]+s", auto_run.stderr), auto_run.stderr
     assert auto["status"] == "deployed" and auto["seed"]["from"] in ("ml1", "ml2") and auto["seed"]["files"] == 7
     assert in_ml_container(ml3, MANIFEST) == in_ml_container(ml1, MANIFEST) and pong(ml3)
 
