@@ -6,8 +6,9 @@ DEMO   ?= .demo
 DEMO_HOSTS ?= 2
 DEMO_IMMICH ?= 2.7.5
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --hosts 1 4 8 --runs 3
 
-.PHONY: help install-system install test test-unit lint demo demo-down clean
+.PHONY: help install-system install test test-unit lint demo demo-down bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +32,9 @@ test-unit: install  ## only what needs no Docker engine
 
 lint: install  ## ruff
 	$(BIN)/ruff check immich_remote tests
+
+bench: install-system install  ## immich-remote vs Ansible, compose-farm and a bare SSH loop on test hosts (not in CI; ~1 h)
+	$(BIN)/python -m bench.compare $(BENCH_ARGS)
 
 demo: install-system install  ## a sandbox (2 ML hosts, Immich fake, local ML), then deploy and status
 	@if [ ! -f $(DEMO)/bed.json ]; then \
