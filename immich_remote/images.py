@@ -68,7 +68,9 @@ def pull_image(remote: Remote, image: str, report: Report | None = None) -> None
                 if stream.done:
                     break
     except RemoteCommandError as exc:
-        if stream.status is None and exc.exit_status:  # it exited without an answer: no dial-stdio here
+        # It exited without an answer: no dial-stdio here. Not a lost or abandoned connection (exit
+        # status -1, e.g. Ctrl-C closed it): pulling again would reconnect and undo the abandon.
+        if stream.status is None and (exc.exit_status or 0) > 0:
             remote.run(pull(image), what=what)
             return
         raise exc from None
