@@ -36,8 +36,10 @@ FACES = {
 
 
 @pytest.fixture(autouse=True)
-def remove_smoke_stacks(bed_hosts: list[Host]):
-    """Each test starts without, and leaves no, `smoke` compose project on the session hosts."""
+def remove_smoke_stacks(fresh_hosts: list[Host]):
+    """Each test starts on wiped session hosts (an earlier test may leave its ML container publishing
+    3003) and leaves no `smoke` compose project behind."""
+    bed_hosts = fresh_hosts
     yield
     with ThreadPoolExecutor(len(bed_hosts)) as pool:
         list(
