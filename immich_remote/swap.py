@@ -290,7 +290,8 @@ class Swap:
         self.progress("waiting for /ping")
         self.gate = wait_serving(self.remote, self.host, self.rendering.image,
                                  timeout=self.ctx.options.health_timeout, watch=self.watch,
-                                 report=lambda why: self.progress(f"waiting for /ping: {why}"))
+                                 report=lambda why: self.progress(
+                                     f"waiting for /ping: {why.removeprefix('/ping: ').removeprefix('/ping ')}"))
         if self.watch is not None:
             self.watch.stop()
             self.window = self.watch.window()
