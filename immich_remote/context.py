@@ -66,7 +66,7 @@ class Probe:
 
 def probe(remote: Remote, host: Host) -> Probe:
     """Facts and deployment state in one SSH round trip."""
-    output = remote.run(sh(probe_script(remote_dir=host.remote_dir)), what="the host probe",
+    output = remote.run(sh(probe_script(remote_dir=host.remote_dir, service=host.service)), what="the host probe",
                         timeout=min(remote.command_timeout, 60)).stdout
     sections = split_sections(output)
     return Probe(HostFacts.from_sections(sections),

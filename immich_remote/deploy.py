@@ -21,7 +21,6 @@ from .hostcmd import release_lock
 from .images import ensure_image
 from .immich_api import ImmichClient
 from .inventory import Host
-from .names import MANAGED_FILES, HostPaths
 from .preflight import FAIL, HostReport, host_checks
 from .render import RenderedFile, Rendering
 from .rollout import HostResult
@@ -74,7 +73,7 @@ def prepare_host(ctx: HostContext, host: Host) -> Prepared | HostResult:
     if plan.action == UNCHANGED:
         note = f"; {seed.note}" if seed.note else ""
         if ctx.options.break_lock and found.remote.lock:  # nothing to change but a lock a dead run left
-            remote.run(release_lock(HostPaths.for_dir(host.remote_dir)), timeout=30, what="removing the lock")
+            remote.run(release_lock(host.paths), timeout=30, what="removing the lock")
             note += f"; removed the lock left by {found.remote.lock.get('by', '?')} (--break-lock)"
         return HostResult(host.name, "unchanged", "same files, container serving" + note, **prepared.base,
                           duration=time.monotonic() - started, details={"steps": []})
@@ -112,7 +111,7 @@ def deploy_host(ctx: HostContext, host: Host) -> HostResult:
 def dry_run_result(prepared: Prepared) -> HostResult:
     """What a deploy would do, with the real diff of the files on the host (none when they are the same)."""
     remote, action = prepared.remote, prepared.action
-    paths = HostPaths.for_dir(prepared.host.remote_dir)
+    paths = prepared.host.paths
     diffs = {}
     if action == DEPLOY:  # UNCHANGED and RESTART mean the files on the host are already these
         remote_files = read_remote_files(remote, paths)
@@ -147,10 +146,10 @@ def previous_release(ctx: HostContext, host: Host, remote: Remote, found: Probe,
     if not release:
         raise ImmichRemoteError(f"Host '{host.name}': no previous deployment is recorded on the host.",
                                 hint="Nothing to roll back to; deploy a version explicitly with --server-version.")
-    paths = HostPaths.for_dir(host.remote_dir)
+    paths = host.paths
     meta = read_release_meta(remote, paths, release)
     files: list[RenderedFile] = []
-    for name in MANAGED_FILES:
+    for name in paths.managed:
         content = remote.read_file(f"{paths.release(release)}/{name}")
         if content is not None:
             files.append(RenderedFile(name, content))

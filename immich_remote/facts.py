@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from .hostcmd import files_state, inspect_containers
-from .names import HostPaths
+from .names import ML, HostPaths, ServiceKind
 
 MARK = "@@ir:"
 _ARCH_ALIASES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -30,9 +30,9 @@ def normalise_arch(machine: str) -> str | None:
     return _ARCH_ALIASES.get(machine.strip().lower())
 
 
-def probe_script(*, remote_dir: str) -> str:
+def probe_script(*, remote_dir: str, service: ServiceKind = ML) -> str:
     """The shell script that gathers every fact in one SSH round trip (POSIX sh, no root needed)."""
-    paths = HostPaths.for_dir(remote_dir)
+    paths = HostPaths.for_dir(remote_dir, service)
     which = " ".join(_WHICH)
     sections = {
         "uname": "uname -a",
@@ -59,7 +59,7 @@ def probe_script(*, remote_dir: str) -> str:
         "whoami": "id",
         "addresses": "ip -o addr show 2>/dev/null | awk '{print $4}' || hostname -I",
         "deployment": files_state(paths),
-        "containers": inspect_containers(),
+        "containers": inspect_containers(paths.project),
     }
     return sections_script(sections)
 

@@ -24,7 +24,7 @@ from .errors import ImmichRemoteError
 from .hostcmd import compose_logs, inspect_containers, sh
 from .inventory import Host
 from .ml_api import ping
-from .names import SERVICE_NAME, HostPaths
+from .names import ML, HostPaths
 from .ssh import Remote
 
 BROKEN_AFTER = 10.0  # seconds of HTTP answers other than pong before the gate gives up early
@@ -133,10 +133,13 @@ def outage_window(samples: list[tuple[float, bool]]) -> float | None:
     return 0.0 if last_ok is not None else None
 
 
-def current_container(remote: Remote, image: str | None = None) -> ContainerState | None:
+def current_container(remote: Remote, image: str | None = None, paths: HostPaths | None = None) -> ContainerState | None:
+    """The container of the service at `paths` (default: the ML service), preferring one running `image`."""
+    service = paths.service if paths is not None else ML
     # A short bound: `docker inspect` answers in well under a second; one that hangs means the host does.
-    listing = remote.run(sh(inspect_containers()), what="docker inspect", timeout=min(remote.command_timeout, 30))
-    containers = [c for c in parse_inspect(listing.stdout) if c.service == SERVICE_NAME]
+    listing = remote.run(sh(inspect_containers(service.project)), what="docker inspect",
+                         timeout=min(remote.command_timeout, 30))
+    containers = [c for c in parse_inspect(listing.stdout) if c.service == service.service]
     if image:
         matching = [c for c in containers if c.image == image]
         containers = matching or containers
@@ -185,7 +188,7 @@ def wait_serving(remote: Remote, host: Host, image: str, *, timeout: float | Non
             answered, what = ping(remote, host)
         if answered or now >= next_inspect:
             try:
-                container = current_container(remote, image)
+                container = current_container(remote, image, host.paths)
             except ImmichRemoteError as exc:
                 return GateResult(False, f"cannot inspect the container: {exc.message}", elapsed)
             next_inspect = time.monotonic() + INSPECT_EVERY
@@ -212,7 +215,7 @@ def wait_serving(remote: Remote, host: Host, image: str, *, timeout: float | Non
 def _failed(remote: Remote, host: Host, detail: str, elapsed: float, container: ContainerState | None) -> GateResult:
     logs = ""
     try:
-        logs = remote.run(compose_logs(HostPaths.for_dir(host.remote_dir), tail=20), check=False, timeout=20,
+        logs = remote.run(compose_logs(host.paths, tail=20), check=False, timeout=20,
                           what="docker compose logs").stdout
     except ImmichRemoteError:
         pass

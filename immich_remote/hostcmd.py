@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from .names import MANAGED_FILES, PROJECT_NAME, STATE_DIRNAME, HostPaths, cache_volume_name
+from .names import PROJECT_NAME, STATE_DIRNAME, HostPaths, cache_volume_name
 
 KEEP_RELEASES = 5
 
@@ -57,9 +57,10 @@ def image_present(image: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Id}}", image]
 
 
-def inspect_containers() -> str:
-    """Every container of our Compose project, as `docker inspect` JSON (found by label, not by file)."""
-    label = f"com.docker.compose.project={PROJECT_NAME}"
+def inspect_containers(project: str = PROJECT_NAME) -> str:
+    """Every container of a Compose project (default: the ML service's), as `docker inspect` JSON (found by
+    label, not by file)."""
+    label = f"com.docker.compose.project={project}"
     return (f'ids=$(docker ps -aq --filter label={label} 2>/dev/null); '
             f'if [ -n "$ids" ]; then docker inspect $ids; else echo "[]"; fi')
 
@@ -80,7 +81,7 @@ def cache_usage(volume_or_path: str) -> str:
 
 def files_state(paths: HostPaths) -> str:
     """Hashes of the active managed files, the state file, the lock owner and the release list."""
-    files = " ".join(q(name) for name in MANAGED_FILES)
+    files = " ".join(q(name) for name in paths.managed)
     return (f"cd {q(paths.root)} 2>/dev/null || exit 0; "
             f"for f in {files}; do [ -f \"$f\" ] && sha256sum \"$f\"; done; "
             f"echo '--state--'; cat {STATE_DIRNAME}/state.json 2>/dev/null; echo; "
@@ -121,7 +122,7 @@ def commit_release(paths: HostPaths, release_id: str) -> str:
 
 def adopt_current(paths: HostPaths, release_id: str) -> str:
     """Keep files found on the host without our state (a manual setup) as a release, so rollback can return."""
-    files = " ".join(q(name) for name in MANAGED_FILES)
+    files = " ".join(q(name) for name in paths.managed)
     release = q(f"{STATE_DIRNAME}/releases/{release_id}")
     return sh(f"cd {q(paths.root)} && mkdir -p {release} && "
               f"for f in {files}; do if [ -f \"$f\" ]; then cp -p \"$f\" {release}/; fi; done")
@@ -132,7 +133,7 @@ def activate(paths: HostPaths, release_id: str, state_json: str) -> str:
     and write state.json the same way. The previous release stays under releases/ for rollback."""
     release = f"{STATE_DIRNAME}/releases/{release_id}"
     parts = [f"set -e; cd {q(paths.root)}", f"[ -d {q(release)} ]"]
-    for name in MANAGED_FILES:
+    for name in paths.managed:
         parts.append(f"if [ -f {q(release + '/' + name)} ]; then cp {q(release + '/' + name)} {q('.' + name + '.tmp')} "
                      f"&& mv -f {q('.' + name + '.tmp')} {q(name)}; else rm -f {q(name)}; fi")
     parts.append(f"printf '%s\\n' {q(state_json)} > {STATE_DIRNAME}/.state.json.tmp && "
@@ -160,5 +161,5 @@ def prune_releases(paths: HostPaths, keep: Sequence[str], newest: int = KEEP_REL
 
 def remove_files(paths: HostPaths) -> str:
     """After `compose down`: remove our compose files from the directory (releases and history stay)."""
-    files = " ".join(q(name) for name in MANAGED_FILES)
+    files = " ".join(q(name) for name in paths.managed)
     return sh(f"cd {q(paths.root)} 2>/dev/null || exit 0; rm -rf {files}")

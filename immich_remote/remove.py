@@ -17,7 +17,6 @@ from .hostcmd import (
     write_state,
 )
 from .inventory import Host
-from .names import PROJECT_NAME, HostPaths
 from .rollout import HostResult
 from .snapshots import utc_now, who
 from .steps import plan_removal
@@ -44,7 +43,7 @@ def remove_host(ctx: HostContext, host: Host, *, purge_cache: bool) -> HostResul
                                            "plan": [s.to_data() for s in plan.steps]})
     if not plan.steps:
         return HostResult(host.name, "unchanged", "nothing deployed", **base, details={"steps": []})
-    paths = HostPaths.for_dir(host.remote_dir)
+    paths = host.paths
     executed: list[str] = []
     record = {"current": None, "previous": found.remote.current_release, "command": "remove", "by": who(),
               "at": utc_now().isoformat(timespec="seconds"), "image": None}
@@ -56,7 +55,7 @@ def remove_host(ctx: HostContext, host: Host, *, purge_cache: bool) -> HostResul
                 record_host(ctx, host, remote, paths, found)
             elif step.name == "down":
                 down = compose_down(paths) if found.remote.files else \
-                    ["docker", "compose", "-p", PROJECT_NAME, "down", "--remove-orphans"]  # files gone, containers left
+                    ["docker", "compose", "-p", paths.project, "down", "--remove-orphans"]  # files gone, containers left
                 remote.run(down, what="docker compose down")
             elif step.name == "purge":
                 done = remote.run(volume_remove(volume), check=False, what="docker volume rm")

@@ -15,15 +15,14 @@ from .hostcmd import cache_usage, files_state, inspect_containers, sh
 from .immich_api import ImmichClient
 from .inventory import Host, Inventory
 from .ml_api import ping_direct
-from .names import HostPaths
 from .rollout import Connections, HostResult, run_hosts
 from .urls import url_key
 from .versions import ImmichVersion
 
 
 def status_script(host: Host) -> str:
-    paths = HostPaths.for_dir(host.remote_dir)
-    sections = {"deployment": files_state(paths), "containers": inspect_containers(),
+    paths = host.paths
+    sections = {"deployment": files_state(paths), "containers": inspect_containers(paths.project),
                 "cache": cache_usage(host.model_cache)}
     return sections_script(sections)
 

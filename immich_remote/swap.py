@@ -38,7 +38,7 @@ from .hostcmd import (
 )
 from .inventory import Host
 from .ml_api import warm_models
-from .names import MANAGED_FILES, HostPaths
+from .names import HostPaths
 from .render import Rendering
 from .rollout import HostResult
 from .seeding import seed_cache
@@ -90,9 +90,9 @@ class HostLock:
             except ImmichRemoteError:
                 pass  # the run's real outcome matters more; a stale lock names its owner
 
-def read_remote_files(remote: Remote, paths: HostPaths, names: Sequence[str] = MANAGED_FILES) -> dict[str, bytes]:
+def read_remote_files(remote: Remote, paths: HostPaths, names: Sequence[str] | None = None) -> dict[str, bytes]:
     found = {}
-    for name in names:
+    for name in (paths.managed if names is None else names):
         content = remote.read_file(paths.join(name))
         if content is not None:
             found[name] = content
@@ -190,7 +190,7 @@ class Swap:
     def __init__(self, ctx: HostContext, prepared: Prepared) -> None:
         self.ctx, self.p = ctx, prepared
         self.host, self.remote, self.rendering = prepared.host, prepared.remote, prepared.rendering
-        self.paths = HostPaths.for_dir(self.host.remote_dir)
+        self.paths = self.host.paths
         state = prepared.found.remote
         self.old_state: dict[str, Any] = state.state or {}
         self.old_current = state.current_release

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..names import ML, HostPaths, ServiceKind
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,16 @@ class Host:
     firewall: bool = True  # False: `firewall: false`, the host opted out of the ML-port firewall
     allow_from: tuple[str, ...] = ()  # networks that may reach the ML port; empty: no source known
     allow_from_origin: str = ""  # where allow_from came from: the key, for messages
+    service: ServiceKind = ML  # what this deploy target runs (names.py): the ML container, or a pool's balancer
 
     @property
     def model_cache_is_path(self) -> bool:
         return self.model_cache.startswith("/")
+
+    @property
+    def paths(self) -> HostPaths:
+        """The service's project directory on the host, with its Compose project and managed files."""
+        return HostPaths.for_dir(self.remote_dir, self.service)
 
 
 @dataclass(frozen=True)
