@@ -16,7 +16,7 @@ from .hostcmd import (
 from .inventory import Host, Inventory
 from .preflight import HostReport
 from .progress import Progress
-from .render import Rendering, render_host
+from .render import Rendering, render_target
 from .rollout import Connections
 from .snapshots import Snapshot
 from .ssh import Remote
@@ -56,8 +56,8 @@ class HostContext:
     def rendering_for(self, host: Host, remote: Remote, found: Probe, report: HostReport) -> Rendering:
         if self.target is not None:
             return self.target(self, host, remote, found, report)
-        return render_host(host, self.version, report.backend or "cpu", arch=found.facts.arch,
-                           armnn_firmware="/lib/firmware/mali_csffw.bin" in found.facts.files)
+        return render_target(host, self.inventory, self.version, report.backend or "cpu", arch=found.facts.arch,
+                             armnn_firmware="/lib/firmware/mali_csffw.bin" in found.facts.files)
 
 @dataclass
 class Probe:

@@ -66,7 +66,7 @@ def prepare_host(ctx: HostContext, host: Host) -> Prepared | HostResult:
                           image=rendering.image, backend=rendering.backend,
                           previous_image=running.image if running else None)
     plan = plan_steps(rendering, found.remote, ship_image=ctx.options.ship_image,
-                      warm_models=ctx.options.warm_models, seed=seed.plan.detail if seed.plan else None)
+                      warm_models=ctx.options.warm_models and host.service.is_ml, seed=seed.plan.detail if seed.plan else None)
     prepared = Prepared(host, remote, found, report, rendering, plan, seed=seed.plan)
     if ctx.options.dry_run:
         return dry_run_result(prepared)

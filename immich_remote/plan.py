@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from .errors import InputError
-from .inventory import Host, Inventory
-from .render import Rendering, render_host
+from .inventory import Host, Inventory, Pool
+from .render import Rendering, render_host, render_target
 from .urls import classify_address, foreign_urls, order_urls, url_key
 from .versions import ImmichVersion
 
@@ -43,6 +43,23 @@ class HostPlan:
 
 
 @dataclass
+class PoolPlan:
+    """A pool: its URL (the one Immich gets), its balancer and members, and the balancer's files."""
+
+    pool: str
+    url: str
+    balancer: str  # the host it runs on, or "immich"
+    bind: str
+    admin: str  # the runtime API, on the balancer host's loopback
+    priority: int
+    image: str
+    members: list[dict]  # host, weight, url (the member's own URL: the balancer's, never Immich's)
+    remote_dir: str
+    files: list[FilePlan]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Plan:
     server_version: str
     fallback: str
@@ -51,6 +68,7 @@ class Plan:
     urls_before: list[str] | None
     urls_after: list[str]
     warnings: list[str] = field(default_factory=list)
+    pools: list[PoolPlan] = field(default_factory=list)
 
     def to_data(self) -> dict:
         return asdict(self)
@@ -91,23 +109,25 @@ def desired_urls(inventory: Inventory, *, current: Sequence[str] | None, registe
                  removed: Iterable[Host] = ()) -> list[str]:
     """The URL list after a change.
 
-    `registered`: hosts whose URL must be in the list (healthy after this run, or already in it and not
-    touched); `removed`: hosts whose URL must go. Other inventory hosts keep whatever state they have
-    in `current`.
+    `registered`: targets whose URL must be in the list (healthy after this run, or already in it and not
+    touched): hosts, and pools' balancers (a pool member is represented by its pool's URL, so a member in
+    `registered` adds nothing); `removed`: targets whose URL must go. Other registrable targets keep
+    whatever state they have in `current`; a pool member's own URL is always taken out.
     """
     registered = list(registered)
     removed = list(removed)
     removed_keys = {url_key(h.url) for h in removed}
     current = list(current or [])
     current_keys = {url_key(u) for u in current}
-    keep = {h.name: h for h in registered}
-    for host in inventory.hosts:
-        if url_key(host.url) in current_keys and url_key(host.url) not in removed_keys:
-            keep.setdefault(host.name, host)
+    members = {m for pool in inventory.pools for m in pool.member_names}
+    keep = {h.name: h for h in registered if h.name not in members}
+    for target in inventory.registrable:
+        if url_key(target.url) in current_keys and url_key(target.url) not in removed_keys:
+            keep.setdefault(target.name, target)
     remote = [h.url for h in by_priority(keep.values()) if url_key(h.url) not in removed_keys]
     # A removed host is managed even when it is no longer in the inventory: its URL must go, not be
-    # kept as if someone had added it by hand.
-    managed = [h.url for h in inventory.hosts] + [h.url for h in removed]
+    # kept as if someone had added it by hand. Members' own URLs are managed and never in `remote`.
+    managed = [h.url for h in inventory.hosts] + [b.url for b in inventory.balancers] + [h.url for h in removed]
     return order_urls(current=current, remote=remote, managed=managed,
                       local=inventory.immich.local_ml_url, keep_local=inventory.immich.keep_local)
 
@@ -158,11 +178,29 @@ def plan_offline(inventory: Inventory, hosts: Sequence[Host], version: ImmichVer
     current = list(urls_before) if urls_before is not None else [inventory.immich.local_ml_url]
     if urls_before is None:
         warnings.append("Immich's current URL list was not read (offline); assumed the default: the local URL only")
-    after = desired_urls(inventory, current=current, registered=hosts)
+    names = {h.name for h in hosts}
+    pools = [p for p in inventory.pools if names & set(p.member_names)]
+    after = desired_urls(inventory, current=current, registered=[*hosts, *(p.target for p in pools)])
     if not after:
         warnings.append("the URL list would be empty; Immich refuses that while machine learning is enabled")
     return Plan(server_version=str(version), fallback=inventory.immich.fallback,
                 local_ml_url=inventory.immich.local_ml_url, hosts=host_plans,
                 urls_before=list(urls_before) if urls_before is not None else None, urls_after=after,
-                warnings=warnings)
+                warnings=warnings, pools=[plan_pool(inventory, p, version) for p in pools])
+
+
+def plan_pool(inventory: Inventory, pool: Pool, version: ImmichVersion) -> PoolPlan:
+    rendering = render_target(pool.target, inventory, version, "cpu")
+    warnings = []
+    for member in pool.members:
+        host = inventory.host(member.host)
+        if classify_address(host.bind_address) == "loopback" and host.address != pool.target.address:
+            warnings.append(f"member {host.name} publishes its ML port on loopback ({host.bind_address}): the "
+                            f"balancer on {pool.balancer_host} cannot reach it; give it a private bind_address")
+    return PoolPlan(pool=pool.name, url=pool.url, balancer=pool.balancer_host, bind=f"{pool.bind_address}:{pool.port}",
+                    admin=f"127.0.0.1:{pool.admin_port}", priority=pool.priority, image=pool.image,
+                    members=[{"host": m.host, "weight": m.weight, "url": inventory.host(m.host).url}
+                             for m in pool.members],
+                    remote_dir=pool.target.remote_dir,
+                    files=[FilePlan(f.name, f.sha256, len(f.content)) for f in rendering.files], warnings=warnings)
 

@@ -148,6 +148,8 @@ def _bind_check(host: Host, facts: HostFacts, allow_public: bool) -> Check:
 def _port_check(host: Host, facts: HostFacts, remote: RemoteState) -> Check:
     ours = remote.container
     ours_published = ours is not None and any(p.endswith(f":{host.ml_port}") for p in ours.published)
+    if not host.service.is_ml and ours is not None:  # a pool's balancer listens on the host's network itself
+        ours_published = ours.state == "running"
     busy = [f"{a}:{p}" for a, p in facts.listeners if p == host.ml_port and
             a in (host.bind_address, "0.0.0.0", "::", "*")]
     if ours_published and ours is not None and ours.state == "running":

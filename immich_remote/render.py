@@ -16,8 +16,8 @@ import jinja2
 
 from .firewall import HOST_ROOT, LABEL, SERVICE, firewall_plan, program
 from .hwaccel import BACKENDS, Backend, check_platform, image_ref
-from .inventory import Host
-from .names import COMPOSE_FILE, OVERLAY_FILE, PROJECT_NAME
+from .inventory import Host, Inventory, Pool
+from .names import BALANCER_CONFIG_FILE, COMPOSE_FILE, OVERLAY_FILE, PROJECT_NAME
 from .versions import ImmichVersion
 
 
@@ -125,3 +125,33 @@ def render_host(host: Host, version: ImmichVersion, backend_name: str, *, arch: 
         files.append(RenderedFile(OVERLAY_FILE, env.get_template(f"{OVERLAY_FILE}.j2").render(context).encode()))
     return Rendering(host=host.name, version=version, backend=backend.name, image=image, files=tuple(files),
                      firewall=plan.enabled)
+
+
+BALANCER_BACKEND = "balancer"  # Rendering.backend of a pool's balancer (it has no accelerator)
+
+
+def render_target(target: Host, inventory: Inventory, version: ImmichVersion, backend_name: str, *,
+                  arch: str | None = None, armnn_firmware: bool = True) -> Rendering:
+    """What a deploy target runs: the ML service (render_host), or its pool's balancer (render_balancer)."""
+    pool = inventory.pool(target.service.pool) if target.service.pool else None
+    if pool is not None:
+        return render_balancer(pool, inventory, version)
+    return render_host(target, version, backend_name, arch=arch, armnn_firmware=armnn_firmware)
+
+
+def render_balancer(pool: Pool, inventory: Inventory, version: ImmichVersion) -> Rendering:
+    """A pool's balancer: HAProxy's config (haproxy.py) and the compose file that runs it, host network."""
+    from .haproxy import CONFIG_PATH, BalancerSpec, Member, render_config
+
+    members = tuple(Member(m.host, inventory.host(m.host).bind_address, inventory.host(m.host).ml_port, m.weight)
+                    for m in pool.members)
+    config = RenderedFile(BALANCER_CONFIG_FILE, render_config(BalancerSpec(
+        pool=pool.name, listen_port=pool.port, admin_port=pool.admin_port, members=members,
+        bind_address=pool.bind_address)).encode())
+    target = pool.target
+    context = {"pool": pool, "project": target.service.project, "service": target.service.service,
+               "image": pool.image, "config_file": BALANCER_CONFIG_FILE, "config_path": CONFIG_PATH,
+               "config_sha256": config.sha256}
+    compose = RenderedFile(COMPOSE_FILE, _environment().get_template("balancer.compose.yml.j2").render(context).encode())
+    return Rendering(host=target.name, version=version, backend=BALANCER_BACKEND, image=pool.image,
+                     files=(compose, config))

@@ -52,6 +52,8 @@ def plan_seed(ctx: HostContext, host: Host, remote: Remote, found: Probe, render
     opts = ctx.options
     explicit = opts.seed_from
     new_host = found.remote.container is None
+    if not host.service.is_ml:  # a pool's balancer has no model cache
+        return SeedDecision()
     if (explicit is None and not (opts.auto_seed and new_host)) or explicit == host.name:
         return SeedDecision()
     images = [rendering.image]

@@ -5,7 +5,7 @@ records), and on the Immich side the version and URL list, and which URL the ser
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .deployment import ContainerState, RemoteState, parse_deployment
 from .errors import ImmichRemoteError
@@ -18,6 +18,9 @@ from .ml_api import ping_direct
 from .rollout import Connections, HostResult, run_hosts
 from .urls import url_key
 from .versions import ImmichVersion
+
+if TYPE_CHECKING:
+    from .pool import PoolStatus
 
 
 def status_script(host: Host) -> str:
@@ -50,6 +53,8 @@ class HostStatus:
     restart_count: int | None = None
     exit_code: int | None = None
     started_at: str | None = None  # ISO time the container started (Docker's)
+    kind: str = "ml"  # "ml", or "balancer" for a pool's balancer (its row is named after the pool)
+    pool: str | None = None  # the pool this host is a member of: Immich reaches it through the pool's URL
 
     @property
     def serving(self) -> bool:
@@ -91,7 +96,7 @@ def ping_from_here(url: str, *, timeout: float = 3.0) -> tuple[float | None, str
 
 def host_status(connections: Connections, host: Host, server_version: ImmichVersion | None,
                 urls: list[str] | None) -> HostStatus:
-    status = HostStatus(host.name, host.url, reachable=False)
+    status = HostStatus(host.name, host.url, reachable=False, kind=host.service.kind)
     keys = [url_key(u) for u in urls or []]
     if url_key(host.url) in keys:
         status.registered_position = keys.index(url_key(host.url)) + 1
@@ -109,7 +114,7 @@ def host_status(connections: Connections, host: Host, server_version: ImmichVers
         status.started_at = container.started_at
         status.running_version = container.version
         status.cache_volume = (container.volumes or [None])[0]
-        if server_version and container.version:
+        if server_version and container.version and host.service.is_ml:
             status.version_matches = container.version == server_version.tag
     status.firewall, status.firewall_detail = firewall_status(
         host, {c.service or "": c.state for c in remote_state.containers})
@@ -157,17 +162,33 @@ def routing(server: ServerStatus, pings: dict[str, tuple[float | None, str | Non
 
 
 def collect(inventory: Inventory, hosts: list[Host], *, parallel: int | None) -> tuple[ServerStatus, list[HostStatus]]:
+    """The server and every host; the balancer of each pool with a member in `hosts` is a row too (see
+    `collect_pools` for the members as the balancer sees them)."""
+    server, statuses, _ = collect_pools(inventory, hosts, parallel=parallel)
+    return server, statuses
+
+
+def collect_pools(inventory: Inventory, hosts: list[Host], *, parallel: int | None
+                  ) -> tuple[ServerStatus, list[HostStatus], list[PoolStatus]]:
+    from .pool import balancer_targets, pool_status
+
     server = server_status(inventory)
     version = ImmichVersion.parse(server.version) if server.version else None
+    targets = [*hosts, *balancer_targets(inventory, hosts)]
     statuses: dict[str, HostStatus] = {}
+    pools: dict[str, PoolStatus] = {}
     with Connections(inventory) as connections:
         def one(host: Host) -> HostResult:
             statuses[host.name] = host_status(connections, host, version, server.urls)
+            pool = inventory.pool_of(host.name)
+            statuses[host.name].pool = pool.name if pool else None
+            if host.service.pool:
+                pools[host.name] = pool_status(inventory.pool(host.service.pool), connections.remote(host))
             return HostResult(host.name, "ok")
-        run_hosts(hosts, one, parallel=parallel)
-    ordered = [statuses[h.name] for h in hosts]
+        run_hosts(targets, one, parallel=parallel)
+    ordered = [statuses[h.name] for h in targets]
     routing(server, {url_key(s.url): (s.ping_ms, s.ping_error) for s in ordered})
-    return server, ordered
+    return server, ordered, [pools[h.name] for h in targets if h.name in pools]
 
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -201,6 +222,8 @@ def container_verdict(s: HostStatus) -> tuple[str, str, str]:
 
 def version_verdict(s: HostStatus, server_version: str | None) -> tuple[str, str]:
     """Pure: (level, why) of the running version against the server's."""
+    if s.kind != "ml":  # a balancer's image is pinned on its own, not to Immich's version
+        return OK, ""
     if s.running_version is None:
         return (WARN, "") if s.state is None else (WARN, "the image does not say its version")
     if s.version_matches is False:

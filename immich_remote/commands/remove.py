@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..app import App, pass_app
 from ..errors import EXIT_FAILED, InputError
 from ..options import HOSTS_ARG, break_lock_option, dry_run_option, json_option, parallel_option
+
+if TYPE_CHECKING:
+    from ..context import HostContext
+    from ..inventory import Host
+    from ..rollout import HostResult
 
 
 @click.command()
@@ -37,6 +44,15 @@ def remove(ctx: click.Context, app: App, host_names: tuple[str, ...], purge_cach
 
 
 COMMANDS = (remove,)
+
+
+def remove_member(ctx: HostContext, host: Host, purge_cache: bool) -> HostResult:
+    """A pool member: drained at its balancer and taken out of the rotation before its container goes."""
+    from ..pool import PoolGate
+    from ..remove import remove_host
+
+    return PoolGate(ctx.inventory, ctx.connections.remote).removing(
+        host, lambda: remove_host(ctx, host, purge_cache=purge_cache))
 
 
 def remove_command(app: App, names: tuple[str, ...], *, purge_cache: bool, restore_local: bool, parallel: int | None,
@@ -71,7 +87,8 @@ def remove_command(app: App, names: tuple[str, ...], *, purge_cache: bool, resto
     results = run_procedure(
         app, hosts, lambda conns, progress: HostContext(inv, immich.version or ImmichVersion(0, 0, 0), options, conns,
                                                         progress, snapshot),
-        lambda ctx, host: remove_host(ctx, host, purge_cache=purge_cache), parallel=parallel)
+        lambda ctx, host: remove_member(ctx, host, purge_cache) if not dry_run and inv.pool_of(host.name)
+        else remove_host(ctx, host, purge_cache=purge_cache), parallel=parallel)
     if dry_run:
         report(app, results, immich_data, None, dry_run=True, title="Remove (dry run: nothing changed)")
         return EXIT_FAILED if any(r.failed for r in results) else 0

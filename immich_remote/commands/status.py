@@ -49,24 +49,27 @@ COMMANDS = (status,)
 def status_command(app: App, names: tuple[str, ...], *, parallel: int | None, watch: float | None) -> int:
     from rich.live import Live
 
-    from ..status import collect
+    from ..status import collect_pools
 
     hosts = app.hosts(names)
     if watch and not app.json:
         with Live(console=app.out.out, auto_refresh=False) as live:
             try:
                 while True:
-                    server, statuses = collect(app.inventory, hosts, parallel=parallel)
-                    live.update(render(server, statuses, footer=f"every {watch:g}s, Ctrl-C to stop"), refresh=True)
+                    server, statuses, pools = collect_pools(app.inventory, hosts, parallel=parallel)
+                    live.update(render(server, statuses, footer=f"every {watch:g}s, Ctrl-C to stop", pools=pools),
+                                refresh=True)
                     time.sleep(watch)
             except KeyboardInterrupt:
                 return 0
-    server, statuses = collect(app.inventory, hosts, parallel=parallel)
-    healthy = server.error is None and all(s.serving and s.version_matches is not False for s in statuses)
+    server, statuses, pools = collect_pools(app.inventory, hosts, parallel=parallel)
+    healthy = server.error is None and all(s.serving and s.version_matches is not False for s in statuses) \
+        and all(p.ok for p in pools)
     if app.json:
-        app.out.data({"immich": server.to_data(), "hosts": [s.to_data() for s in statuses], "ok": healthy})
+        app.out.data({"immich": server.to_data(), "hosts": [s.to_data() for s in statuses],
+                      "pools": [p.to_data() for p in pools], "ok": healthy})
     else:
-        app.out.out.print(render(server, statuses))
+        app.out.out.print(render(server, statuses, pools=pools))
     return 0 if healthy else EXIT_FAILED
 
 
@@ -93,7 +96,7 @@ def change_text(last: dict, locked_by: str | None, now: datetime | None = None) 
     return text + (f" [locked by {locked_by}]" if locked_by else "")
 
 
-def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "") -> Group:
+def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "", pools: list | None = None) -> Group:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -128,6 +131,8 @@ def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "") -
         if s.firewall in ("off", "unset", "stopped"):
             lines.append(Text(f"{s.host}: {s.firewall_detail}", style="yellow"))
     parts = [table, Text(""), *lines]
+    for pool in pools or []:
+        parts += [Text(""), *pool_lines(pool)]
     if footer:
         parts.append(Text(footer, style="dim"))
     return Group(*parts)
@@ -141,9 +146,27 @@ def _ping(s: HostStatus) -> Text:
     return Text("no answer", style="red")
 
 
+def pool_lines(pool) -> list:
+    """A pool as its balancer sees it: each member's state and health, requests and errors."""
+    from rich.text import Text
+
+    head = f"pool {pool.name} at {pool.url} (balancer on {pool.balancer})"
+    if pool.error:
+        return [Text(f"{head}: the balancer does not answer: {pool.error}", style="red")]
+    lines = [Text(f"{head}: {pool.current} request(s) in flight, {pool.requests} since it started", style="bold")]
+    for m in pool.members:
+        style = {"ready": "green", "drain": "yellow", "maint": "yellow"}.get(m["state"], "red")
+        lines.append(Text(f"  {m['name']}: {m['state']} ({m['status']}, check {m['check'] or '-'}), weight "
+                          f"{m['weight']}, {m['current']} in flight, {m['requests']} requests, {m['errors']} errors",
+                          style=style))
+    return lines
+
+
 def _position(s: HostStatus) -> Text:
     from rich.text import Text
 
+    if s.pool and not s.registered_position:
+        return Text(f"via pool {s.pool}")
     if s.registered_position:
         return Text(f"#{s.registered_position}")
     return Text("no (not in Immich's URL list)", style="yellow")

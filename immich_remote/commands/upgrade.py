@@ -90,6 +90,7 @@ def upgrade_check(app: App, names: tuple[str, ...], parallel: int | None) -> int
     from ..status import collect
 
     server, statuses = collect(app.inventory, app.hosts(names), parallel=parallel)
+    statuses = [s for s in statuses if s.kind == "ml"]  # a pool's balancer is not pinned to Immich's version
     if server.version is None:
         raise ImmichRemoteError(f"Cannot read the Immich server's version: {server.error}")
     behind = [s for s in statuses if s.running_version != server.version]
@@ -147,6 +148,7 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         report_interrupted,
         roll_out,
         start_snapshot,
+        with_balancers,
     )
 
     inv = app.inventory
@@ -175,8 +177,9 @@ def upgrade_command(app: App, names: tuple[str, ...], *, to: str | None, wait_se
         for result in ordered:
             if result.status == "deployed":
                 result.status = "upgraded"
-        good = [h for h in hosts if h.name in {r.host for r in ordered if r.status == "dry-run"}] if dry_run \
-            else ok_hosts(hosts, ordered)
+        targets = with_balancers(app, hosts)
+        good = [h for h in targets if h.name in {r.host for r in ordered if r.status == "dry-run"}] if dry_run \
+            else ok_hosts(targets, ordered)
         immich_data, code = register_hosts(app, client, immich, good, snapshot=snapshot, dry_run=dry_run)
     if dry_run:
         report(app, ordered, immich_data, None, dry_run=True, title=f"Upgrade to {target.tag} (dry run)")

@@ -17,6 +17,7 @@ The modules, each importing only those above it:
 - model.py: the resolved dataclasses (Inventory, Host, ImmichServer, SSHOptions);
 - messages.py: wording of errors (type names, suggestions, pydantic errors as sentences);
 - source.py: the file being read: line-precise errors, validation, relative paths, names;
+- pools.py: `pools:` checked against the resolved hosts, each balancer as a deploy target;
 - resolve.py: layers of settings -> Host / ImmichServer / Inventory, defaults, derived URL and bind
   address, uniqueness checks;
 - native.py and ansible.py: the two formats, each ending in resolve.build_inventory;
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from .load import DEFAULT_INVENTORY, default_inventory_path, load_inventory
 from .messages import did_you_mean
-from .model import Host, ImmichServer, Inventory, SSHOptions
+from .model import Host, ImmichServer, Inventory, Pool, PoolMember, SSHOptions
 from .resolve import DEFAULT_API_KEY_ENV, DEFAULT_MODEL_CACHE, DEFAULT_PRIORITY, DEFAULT_REMOTE_DIR
 from .schema import HostSettings, ImmichSettings, NativeFile, SSHSettings, parse_duration
 
@@ -43,6 +44,8 @@ __all__ = [
     "ImmichSettings",
     "Inventory",
     "NativeFile",
+    "Pool",
+    "PoolMember",
     "SSHOptions",
     "SSHSettings",
     "default_inventory_path",

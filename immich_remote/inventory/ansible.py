@@ -52,7 +52,8 @@ def from_ansible(src: Source) -> Inventory:
     clash = set(groups) & set(layered)
     if clash:
         raise src.fail(("all",), f"'{sorted(clash)[0]}' is both a group and a host; rename one.")
-    return build_inventory(src, "ansible", immich, ssh, layered, groups, None)
+    return build_inventory(src, "ansible", immich, ssh, layered, groups, None, all_vars.get(f"{PREFIX}pools"),
+                           ("all", "vars", f"{PREFIX}pools"))
 
 
 def ansible_vars(src: Source, raw: Any, where: Where) -> tuple[dict[str, Any], dict[str, Where]]:
@@ -67,9 +68,9 @@ def ansible_vars(src: Source, raw: Any, where: Where) -> tuple[dict[str, Any], d
     for key, value in raw.items():
         prefixed = str(key).startswith(PREFIX)
         name = ANSIBLE_ALIASES.get(key) or (key[len(PREFIX):] if prefixed else key)
-        if prefixed and name not in fields and name != "ssh":
+        if prefixed and name not in fields and name not in ("ssh", "pools"):
             raise src.fail(where + (key,), f"unknown setting '{key}'."
-                           + did_you_mean(key, [f"{PREFIX}{f}" for f in (*fields, "ssh")]),
+                           + did_you_mean(key, [f"{PREFIX}{f}" for f in (*fields, "ssh", "pools")]),
                            hint=f"Settings prefixed {PREFIX} are immich-remote's own: "
                            f"{', '.join(sorted(fields))} (see inventory/example-fleet.yml).")
         if name in fields:

@@ -90,6 +90,32 @@ class SSHOptions:
 
 
 @dataclass(frozen=True)
+class PoolMember:
+    host: str
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Several ML hosts behind one HAProxy URL. Immich gets the pool's URL, never a member's own."""
+
+    name: str
+    members: tuple[PoolMember, ...]
+    balancer_host: str  # an inventory host's name, or "immich"
+    port: int
+    admin_port: int  # HAProxy's runtime API, published on the balancer host's 127.0.0.1 only
+    bind_address: str
+    url: str
+    priority: int
+    image: str
+    target: Host  # the balancer as a deploy target: its host's SSH settings, service = balancer_service(name)
+
+    @property
+    def member_names(self) -> tuple[str, ...]:
+        return tuple(m.host for m in self.members)
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: Path
     format: str  # "native" or "ansible"
@@ -98,6 +124,29 @@ class Inventory:
     hosts: tuple[Host, ...]
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     state_dir: Path | None = None
+    pools: tuple[Pool, ...] = ()
+
+    def pool_of(self, host: str) -> Pool | None:
+        """The pool a host is a member of (a host is in one pool at most)."""
+        return next((p for p in self.pools if host in p.member_names), None)
+
+    def pool(self, name: str) -> Pool | None:
+        return next((p for p in self.pools if p.name == name), None)
+
+    @property
+    def balancers(self) -> tuple[Host, ...]:
+        """Every pool's balancer as a deploy target."""
+        return tuple(p.target for p in self.pools)
+
+    @property
+    def registrable(self) -> tuple[Host, ...]:
+        """The targets whose URL Immich may get: each pool's balancer, and every host outside a pool."""
+        return self.balancers + tuple(h for h in self.hosts if self.pool_of(h.name) is None)
+
+    def target(self, name: str) -> Host:
+        """A host, or a pool's balancer by the pool's name."""
+        pool = self.pool(name)
+        return pool.target if pool is not None else self.host(name)
 
     def host(self, name: str) -> Host:
         for host in self.hosts:

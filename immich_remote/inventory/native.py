@@ -34,7 +34,8 @@ def from_native(src: Source) -> Inventory:
         layered[name] = [(defaults, ("defaults",)),
                          (src.validate(HostSettings, settings, ("hosts", name)), ("hosts", name))]
     groups = native_groups(src, set(raw_hosts))
-    return build_inventory(src, "native", native.immich, native.ssh, layered, groups, native.state_dir)
+    return build_inventory(src, "native", native.immich, native.ssh, layered, groups, native.state_dir,
+                           src.data.get("pools"))
 
 
 def _check_sections(src: Source) -> None:

@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..hwaccel import BACKENDS
 from ..urls import ML_CONTAINER_PORT, classify_address, derive_url, normalise_url, parse_ip
 from .model import Host, ImmichServer, Inventory, SSHOptions
+from .pools import resolve_pools
 from .schema import HostSettings, ImmichSettings, SSHSettings
 from .source import Source, Where
 
@@ -33,18 +34,21 @@ Layers = list[tuple[HostSettings, Where]]  # one host's settings, lowest first, 
 
 
 def build_inventory(src: Source, fmt: str, immich: ImmichSettings, ssh: SSHSettings, layered: dict[str, Layers],
-                    groups: dict[str, tuple[str, ...]], state_dir: str | None) -> Inventory:
+                    groups: dict[str, tuple[str, ...]], state_dir: str | None, pools: Any = None,
+                    pools_where: Where = ("pools",)) -> Inventory:
     """The Inventory, hosts in the order of `layered`; `fmt` is "native" or "ansible"."""
     server = resolve_immich(src, immich, fmt)
     host_groups = {name: tuple(g for g, members in groups.items() if name in members) for name in layered}
     hosts = tuple(resolve_host(src, name, layers, host_groups[name], i, server=server)
                   for i, (name, layers) in enumerate(layered.items()))
     check_unique(src, hosts, layered)
+    resolved_pools, hosts = resolve_pools(src, pools, pools_where, hosts, server, groups,
+                                          health_timeout=DEFAULT_HEALTH_TIMEOUT)
     return Inventory(
         path=src.path, format=fmt, immich=server,
         ssh=SSHOptions(src.file_path(ssh.known_hosts), src.file_path(ssh.config), ssh.connect_timeout,
                        ssh.command_timeout, ssh.max_handshakes),
-        hosts=hosts, groups=groups, state_dir=src.file_path(state_dir))
+        hosts=hosts, groups=groups, state_dir=src.file_path(state_dir), pools=resolved_pools)
 
 
 def _normalised_url(src: Source, value: str, key: str, where: Where) -> str:

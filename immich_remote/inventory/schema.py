@@ -219,6 +219,45 @@ class SSHSettings(_Strict):
         return _no_bool(value)
 
 
+DEFAULT_POOL_PORT = 3010
+# HAProxy's LTS branch, pinned (mirrors: set `balancer_image`). The tests run Debian bookworm's 2.6 package.
+DEFAULT_BALANCER_IMAGE = "haproxy:3.0.5"
+
+
+class PoolMemberSettings(_Strict):
+    host: str
+    weight: int = Field(default=1, ge=1, le=256)
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
+
+
+class PoolSettings(_Strict):
+    """One ML pool: several hosts behind one HAProxy URL (inventory/pools.py resolves it)."""
+
+    members: list[str | PoolMemberSettings]
+    balancer: str  # an inventory host, or `immich` (the Immich server's host, through immich.ssh_host)
+    port: int = Field(default=DEFAULT_POOL_PORT, ge=1, le=65535)
+    admin_port: int | None = Field(default=None, ge=1, le=65535)  # HAProxy's runtime API, on 127.0.0.1 only
+    bind_address: str | None = None
+    url: str | None = None
+    priority: int = 0  # before the hosts' default (100): the pool first in Immich's list
+    balancer_image: str = DEFAULT_BALANCER_IMAGE
+    health_timeout: float | None = None
+
+    @field_validator("port", "admin_port", "priority", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _no_bool(value)
+
+    @field_validator("health_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+
 class NativeFile(_Strict):
     """The native format's top level; `hosts` is validated one host at a time (see native.py)."""
 
@@ -227,4 +266,5 @@ class NativeFile(_Strict):
     defaults: HostSettings = HostSettings()
     hosts: dict[str, HostSettings]
     groups: dict[str, list[str]] = {}
+    pools: dict[str, Any] = {}  # validated pool by pool (inventory/pools.py)
     state_dir: str | None = None

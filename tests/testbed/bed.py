@@ -37,6 +37,7 @@ import paramiko
 import yaml
 
 from . import registry
+from .balancer_image import BALANCER_TEST_TAG, ensure_balancer_image
 from .engine import BedError, docker, log, run
 from .hostimage import ensure_host_image
 from .keys import keygen, known_hosts_line
@@ -215,6 +216,8 @@ class TestBed:
 
     __test__ = False  # not a pytest test class despite the name
     registry_host = registry.REGISTRY_NAMES[0]
+    # A pool's `balancer_image` on the bed: Debian's HAProxy, from the bed registry (balancer_image.py).
+    balancer_image = f"{registry_host}/{BALANCER_TEST_TAG}"
 
     def __init__(self, workdir: Path, name: str = "irtb", *, detached: bool = False) -> None:
         """`name` prefixes every resource; `detached` beds survive their process (cleanup_stale skips them)."""
@@ -248,8 +251,10 @@ class TestBed:
             with ThreadPoolExecutor(max_workers=3) as pool:
                 host_image = pool.submit(ensure_host_image)
                 registry_image = pool.submit(registry.ensure_registry_image)
+                balancer_image = pool.submit(ensure_balancer_image)
                 stubs = ensure_stub_images()
                 self.host_image, registry_image_tag = host_image.result(), registry_image.result()
+                stubs = [*stubs, balancer_image.result()]  # pushed with them: hosts pull it like a user's mirror
             log.info("bed %s: images ready after %.1f s", self.id, time.monotonic() - started)
             keygen(self.client_key, f"deploy@{self.id}")
             ca_crt = registry.make_certs(self.workdir / "certs")

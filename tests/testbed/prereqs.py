@@ -21,6 +21,7 @@ TOOLS = {
     "apt-get": "apt",
     "dpkg-deb": "dpkg",
     "ldd": "libc-bin",
+    "haproxy": "haproxy",  # the pool balancer's test image copies its binary (install-system.sh stops the service)
 }
 BUSYBOX = Path("/bin/busybox")
 START_DOCKERD = "start it with `dockerd > /var/log/dockerd.log 2>&1 &` (nothing starts it on these machines)"

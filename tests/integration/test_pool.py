@@ -1,0 +1,137 @@
+"""The ML pool on the test bed: three stub hosts behind one HAProxy (Debian's package, from the bed registry),
+deployed from the inventory's `pools:`, balancing, surviving a member failure, and upgrading under load.
+
+Requests are counted by each member's OWN log (the stub logs `stub: POST /predict -> 200` per request), never
+from the balancer's claims. Predictions go through the fake's model of Immich's routing (`fake.predict`), so a
+request served by the local fallback is seen as such.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+
+from tests.integration.sandbox import Sandbox, inner, make_sandbox
+
+pytestmark = pytest.mark.integration
+
+POOL = "gpus"
+PORT = 3010
+# Real inference takes tens to hundreds of ms; the stub answers in about 1 ms, so with it least-connections
+# would follow whichever stub the loaded test machine schedules first. A fixed service time per request makes
+# the members equal, as the issue's "within 20% of equal for equal weights" assumes.
+SERVICE_TIME = {"MACHINE_LEARNING_STUB_PREDICT_DELAY": "0.2"}
+
+
+def with_pool(box: Sandbox, balancer: str = "ml1", **extra) -> str:
+    """Rewrite the sandbox's inventory with every host in one pool; returns the pool's URL."""
+    box.write_inventory(env=SERVICE_TIME)
+    data = yaml.safe_load(box.inventory.read_text())
+    data["pools"] = {POOL: {"members": [h.name for h in box.hosts], "balancer": balancer,
+                            "balancer_image": box.bed.balancer_image, **extra}}
+    box.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    return f"http://{box.host_named(balancer).bind_address}:{PORT}"
+
+
+def served(host) -> int:
+    """/predict requests this member answered, from its own container log."""
+    ids = inner(host, "ps", "-aq", "--filter", "label=com.docker.compose.service=immich-machine-learning").split()
+    total = 0
+    for cid in ids:
+        logs = host.exec(["sh", "-c", f"docker logs {cid} 2>&1"], check=False).stdout
+        total += logs.count("stub: POST /predict -> 200")
+    return total
+
+
+def burst(box: Sandbox, count: int, workers: int = 6) -> list:
+    """`count` predictions through Immich's routing, `workers` at a time (Immich runs ML jobs concurrently)."""
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda _: box.fake.predict("clip"), range(count)))
+
+
+def test_a_pool_is_registered_as_one_url_and_spreads_requests_over_its_members(sandbox: Sandbox):
+    pool_url = with_pool(sandbox)
+    data = sandbox.cli_json("deploy")
+    statuses = {h["host"]: h["status"] for h in data["hosts"]}
+    assert statuses == {"ml1": "deployed", "ml2": "deployed", "ml3": "deployed", POOL: "deployed"}, data
+    # Immich gets the pool's URL, then its own ML: never a member's own URL.
+    assert sandbox.urls() == [pool_url, sandbox.bed.local_ml_url]
+
+    before = {h.name: served(h) for h in sandbox.hosts}
+    results = burst(sandbox, 90)
+    assert {r.url for r in results} == {pool_url}  # every prediction answered through the pool, none by the fallback
+    counts = {h.name: served(h) - before[h.name] for h in sandbox.hosts}
+    assert sum(counts.values()) == 90, counts
+    for name, count in counts.items():  # equal weights: each within 20% of a third
+        assert 24 <= count <= 36, counts
+
+    # The balancer's view is shown by status: every member ready and healthy.
+    status = sandbox.cli_json("status")
+    pool = next(p for p in status["pools"] if p["name"] == POOL)
+    assert {m["name"]: m["state"] for m in pool["members"]} == {"ml1": "ready", "ml2": "ready", "ml3": "ready"}
+
+    # A second deploy changes nothing: no container recreated, no config write.
+    again = sandbox.cli_json("deploy")
+    assert {h["status"] for h in again["hosts"]} == {"unchanged"}, again
+
+
+def test_a_stopped_member_costs_no_failed_request_once_the_balancer_notices(sandbox: Sandbox):
+    pool_url = with_pool(sandbox)
+    sandbox.cli("deploy")
+    stopped = sandbox.host_named("ml3")
+    inner(stopped, "stop", "-t", "0", *inner(stopped, "ps", "-q", "--filter",
+                                             "label=com.docker.compose.service=immich-machine-learning").split())
+    time.sleep(6)  # the balancer's default check: every 2 s, down after 2 failures
+    before = {h.name: served(h) for h in sandbox.hosts if h is not stopped}
+    results = burst(sandbox, 40)
+    assert {r.url for r in results} == {pool_url}
+    assert all(len(r.attempts) == 1 for r in results)  # no request failed over to the local ML
+    counts = {name: served(sandbox.host_named(name)) - n for name, n in before.items()}
+    assert sum(counts.values()) == 40 and min(counts.values()) > 0, counts
+
+
+def test_upgrading_a_pool_under_load_fails_no_prediction_and_never_falls_back(testbed, fresh_hosts,
+                                                                            immich_fake_factory, tmp_path):
+    sandbox = make_sandbox(testbed, fresh_hosts, immich_fake_factory, tmp_path, version="2.7.4")
+    pool_url = with_pool(sandbox)
+    sandbox.cli("deploy")
+    # The Immich server is upgraded (same stored config, a new process): its routing now drives the stream.
+    sandbox.fake = immich_fake_factory("2.7.5", config=sandbox.fake.config, ml_url=testbed.local_ml_url)
+    with_pool(sandbox)
+    stop = threading.Event()
+    outcomes: Counter[str] = Counter()
+    errors: list[str] = []
+
+    def stream() -> None:
+        while not stop.is_set():
+            try:
+                result = sandbox.fake.predict("clip")
+                outcomes["pool" if result.url == pool_url else result.url] += 1
+                if len(result.attempts) > 1:
+                    outcomes["retried"] += 1
+            except Exception as exc:  # a failed prediction: what this test must never see
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=stream) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        data = sandbox.cli_json("upgrade")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    statuses = {h["host"]: h["status"] for h in data["hosts"]}
+    assert statuses == {"ml1": "upgraded", "ml2": "upgraded", "ml3": "upgraded", POOL: "unchanged"}, data
+    assert errors == []
+    assert set(outcomes) <= {"pool"}, outcomes  # zero served by the local fallback, zero retried elsewhere
+    assert outcomes["pool"] > 20, outcomes
+    for host in data["hosts"]:
+        if host["host"] != POOL:
+            assert "drained at the balancer" in host["message"], host
+    assert sandbox.urls() == [pool_url, sandbox.bed.local_ml_url]
