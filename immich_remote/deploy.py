@@ -103,10 +103,14 @@ def prepare_and_stage(ctx: HostContext, host: Host) -> Prepared | HostResult:
     prepared = prepare_host(ctx, host)
     return stage_host(ctx, prepared) if isinstance(prepared, Prepared) else prepared
 
-def deploy_host(ctx: HostContext, host: Host) -> HostResult:
-    """All three phases for one host (rollback uses it; deploy and upgrade go through rollout.canary_rollout)."""
+def deploy_host(ctx: HostContext, host: Host,
+                around: Callable[[Host, Callable[[], HostResult]], HostResult] | None = None) -> HostResult:
+    """All three phases for one host (rollback uses it; deploy and upgrade go through rollout.canary_rollout).
+    `around` wraps the swap (pool.PoolGate.around: a pool member is drained at its balancer first)."""
     staged = prepare_and_stage(ctx, host)
-    return swap_host(ctx, staged) if isinstance(staged, Prepared) else staged
+    if not isinstance(staged, Prepared):
+        return staged
+    return around(host, lambda: swap_host(ctx, staged)) if around else swap_host(ctx, staged)
 
 def dry_run_result(prepared: Prepared) -> HostResult:
     """What a deploy would do, with the real diff of the files on the host (none when they are the same)."""

@@ -95,13 +95,15 @@ def host_facts(host: Host, status: Mapping[str, Any], server_version: str | None
 
 
 def url_list(urls: Sequence[str] | None, hosts: Sequence[Mapping[str, Any]], local_url: str,
-             health: Mapping[str, str], would_use: str | None) -> list[dict[str, Any]]:
-    """Immich's URLs in order, each with what it is: an inventory host, Immich's own ML, or added by hand."""
-    by_key = {url_key(h["url"]): h["name"] for h in hosts}
+             health: Mapping[str, str], would_use: str | None,
+             pools: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Immich's URLs in order, each with what it is: an inventory host, a pool, Immich's own ML, or added by hand."""
+    by_key = {url_key(h["url"]): f"ML host {h['name']}" for h in hosts}
+    by_key.update({url_key(p["url"]): f"ML pool {p['name']} (balancer on {p['balancer']})" for p in pools})
     rows = []
     for position, url in enumerate(urls or [], 1):
         key = url_key(url)
-        what = f"ML host {by_key[key]}" if key in by_key else \
+        what = by_key[key] if key in by_key else \
             "Immich's own ML (the local fallback)" if key == url_key(local_url) else "added by hand (not in the inventory)"
         rows.append({"position": position, "url": url, "what": what, "health_from_here": health.get(url),
                      "would_be_used_now": url == would_use})
@@ -158,16 +160,19 @@ def guard_words(memory: Mapping[str, Any] | None) -> str:
 
 def report_data(*, generated_at: str, inventory_path: str, state_dir: str, server: Mapping[str, Any],
                 local_url: str, hosts: Sequence[Mapping[str, Any]], last: Mapping[str, Any] | None,
-                guard: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The whole record, JSON-ready. `server` is `ServerStatus.to_data()`; `guard` the guard's memory."""
+                guard: Mapping[str, Any] | None = None, pools: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The whole record, JSON-ready. `server` is `ServerStatus.to_data()`; `guard` the guard's memory;
+    `pools` each `pool.PoolStatus.to_data()` (the members as the balancer sees them)."""
     urls = server.get("urls")
     return {
         "generated_at": generated_at, "inventory": inventory_path, "state_dir": state_dir,
         "immich": {"url": server.get("url"), "version": server.get("version"), "error": server.get("error"),
-                   "urls": url_list(urls, hosts, local_url, server.get("url_health") or {}, server.get("would_use")),
+                   "urls": url_list(urls, hosts, local_url, server.get("url_health") or {}, server.get("would_use"),
+                                    pools),
                    "fallback": server.get("fallback"),
                    "fallback_words": fallback_words(str(server.get("fallback")), urls, local_url)},
         "hosts": [dict(h) for h in hosts],
+        "pools": [dict(p) for p in pools],
         "last_rollout": dict(last) if last else None,
         "guard": {"paused": list((guard or {}).get("paused") or []), "since": (guard or {}).get("since"),
                   "text": guard_words(guard)},
@@ -202,6 +207,23 @@ def _host_rows(hosts: Sequence[Mapping[str, Any]]) -> list[str]:
     return rows
 
 
+def _pool_rows(pools: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for p in pools:
+        lines += ["", f"## ML pool {p['name']}", "", f"- URL (the one Immich gets): {p['url']}; balancer (HAProxy) on "
+                  f"{p['balancer']}"]
+        if p.get("error"):
+            lines.append(f"- The balancer does not answer: {p['error']}")
+            continue
+        lines += [f"- Requests in flight: {p.get('current')}; since the balancer started: {p.get('requests')}", "",
+                  "| member | state | health check | weight | in flight | requests | errors |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["| " + " | ".join(_cell(v) for v in (m["name"], m["state"], f"{m['status']} {m.get('check') or ''}",
+                                                          m["weight"], m["current"], m["requests"], m["errors"])) + " |"
+                  for m in p["members"]]
+    return lines
+
+
 def to_markdown(data: Mapping[str, Any]) -> str:
     immich = data["immich"]
     lines = ["# Immich remote machine learning: operations record", "",
@@ -219,6 +241,7 @@ def to_markdown(data: Mapping[str, Any]) -> str:
     lines += [f"- Fallback ({immich['fallback']}): {immich['fallback_words']}",
               f"- Outage guard: {data['guard']['text']}", "", "## ML hosts", ""]
     lines += _host_rows(data["hosts"]) if data["hosts"] else ["No ML host in the inventory."]
+    lines += _pool_rows(data.get("pools") or [])
     changes = [f"- {h['name']}: {c.get('command', '?')} at {c.get('at', '?')} by {c.get('by', '?')}"
                + (f" ({c['image']})" if c.get("image") else "")
                for h in data["hosts"] if (c := h.get("last_change"))]

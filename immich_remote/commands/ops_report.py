@@ -65,13 +65,14 @@ def collect_report(app: App, names: tuple[str, ...], *, parallel: int | None) ->
     from ..guard import STATE_FILE
     from ..report import host_facts, last_rollout, report_data
     from ..snapshots import list_snapshots, state_root
-    from ..status import collect
+    from ..status import collect_pools
     from .guard import load_memory
 
     inventory = app.inventory
     hosts = app.hosts(names)
-    server, statuses = collect(inventory, hosts, parallel=parallel)
-    facts = [host_facts(host, status.to_data(), server.version) for host, status in zip(hosts, statuses, strict=True)]
+    server, statuses, pools = collect_pools(inventory, hosts, parallel=parallel)
+    by_name = {s.host: s for s in statuses}  # the hosts, then each pool's balancer
+    facts = [host_facts(host, by_name[host.name].to_data(), server.version) for host in hosts]
     snapshots = [(s.name, str(s.path), s.meta) for s in list_snapshots(inventory)]
     guard_file, guard = state_root(inventory) / STATE_FILE, None
     if guard_file.exists():
@@ -82,4 +83,4 @@ def collect_report(app: App, names: tuple[str, ...], *, parallel: int | None) ->
     return report_data(generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        inventory_path=str(inventory.path), state_dir=str(state_root(inventory)),
                        server=server.to_data(), local_url=inventory.immich.local_ml_url, hosts=facts,
-                       last=last_rollout(snapshots), guard=guard)
+                       last=last_rollout(snapshots), guard=guard, pools=[p.to_data() for p in pools])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..app import App, pass_app
@@ -14,6 +16,10 @@ from ..options import (
     json_option,
     parallel_option,
 )
+
+if TYPE_CHECKING:
+    from ..progress import Progress
+    from ..rollout import Connections
 
 
 @click.command()
@@ -49,6 +55,7 @@ def rollback_command(app: App, names: tuple[str, ...], *, parallel: int | None, 
     (a failing rollback restores what ran). Immich's URL list is left alone: see `config restore`."""
     from ..deploy import DeployOptions, HostContext, deploy_host, previous_release
     from ..immich_api import ImmichClient
+    from ..pool import PoolGate
     from ..snapshots import new_snapshot
     from ..versions import ImmichVersion
     from .deploy import close_snapshot, report, run_procedure
@@ -65,10 +72,15 @@ def rollback_command(app: App, names: tuple[str, ...], *, parallel: int | None, 
     if snapshot:
         snapshot.update_meta(hosts=[h.name for h in hosts])
     options = DeployOptions(health_timeout=health_timeout, break_lock=break_lock, command="rollback", dry_run=dry_run)
-    results = run_procedure(
-        app, hosts, lambda conns, progress: HostContext(inv, server_version or ImmichVersion(0, 0, 0), options, conns,
-                                                        progress, snapshot, target=previous_release),
-        deploy_host, parallel=parallel)
+    gates: list[PoolGate] = []
+
+    def context(conns: Connections, progress: Progress) -> HostContext:
+        gates.append(PoolGate(inv, conns.remote, progress.step))  # pool members roll back one at a time, drained
+        return HostContext(inv, server_version or ImmichVersion(0, 0, 0), options, conns, progress, snapshot,
+                           target=previous_release)
+
+    results = run_procedure(app, hosts, context, lambda ctx, host: deploy_host(ctx, host, gates[0].around),
+                            parallel=parallel)
     for r in results:
         if r.status == "deployed":
             r.status = "reverted"

@@ -74,15 +74,17 @@ def test_a_pool_is_registered_as_one_url_and_spreads_requests_over_its_members(s
     status = sandbox.cli_json("status")
     pool = next(p for p in status["pools"] if p["name"] == POOL)
     assert {m["name"]: m["state"] for m in pool["members"]} == {"ml1": "ready", "ml2": "ready", "ml3": "ready"}
+    assert sum(m["requests"] for m in pool["members"]) >= 90  # the balancer's own count (checks excluded)
+    # The ops record names the pool's URL in Immich's list and has the members' table.
+    record = sandbox.cli("report").output
+    assert f"1. {pool_url}: ML pool {POOL} (balancer on ml1)" in record, record
+    assert "## ML pool gpus" in record and "| ml2 | ready |" in record, record
 
     # A second deploy changes nothing: no container recreated, no config write.
     again = sandbox.cli_json("deploy")
     assert {h["status"] for h in again["hosts"]} == {"unchanged"}, again
 
-
-def test_a_stopped_member_costs_no_failed_request_once_the_balancer_notices(sandbox: Sandbox):
-    pool_url = with_pool(sandbox)
-    sandbox.cli("deploy")
+    # A stopped member costs no failed request once the balancer's check notices.
     stopped = sandbox.host_named("ml3")
     inner(stopped, "stop", "-t", "0", *inner(stopped, "ps", "-q", "--filter",
                                              "label=com.docker.compose.service=immich-machine-learning").split())
@@ -93,6 +95,18 @@ def test_a_stopped_member_costs_no_failed_request_once_the_balancer_notices(sand
     assert all(len(r.attempts) == 1 for r in results)  # no request failed over to the local ML
     counts = {name: served(sandbox.host_named(name)) - n for name, n in before.items()}
     assert sum(counts.values()) == 40 and min(counts.values()) > 0, counts
+
+    # The next deploy starts the stopped member again (drained, gated, back in rotation); a new weight
+    # changes only the balancer's config: it alone is redeployed, last, its window measured.
+    with_pool(sandbox, members=["ml1", "ml2", {"host": "ml3", "weight": 2}])
+    changed = sandbox.cli_json("deploy")
+    statuses = {h["host"]: h["status"] for h in changed["hosts"]}
+    assert statuses == {"ml1": "unchanged", "ml2": "unchanged", "ml3": "restarted", POOL: "deployed"}, changed
+    restarted = next(h for h in changed["hosts"] if h["host"] == "ml3")
+    assert "back in rotation after" in restarted["message"], restarted
+    balancer = next(h for h in changed["hosts"] if h["host"] == POOL)
+    assert balancer["window"] is not None and balancer["window"] < 5, balancer  # Immich falls back this long
+    assert sandbox.urls() == [pool_url, sandbox.bed.local_ml_url]
 
 
 def test_upgrading_a_pool_under_load_fails_no_prediction_and_never_falls_back(testbed, fresh_hosts,
@@ -135,3 +149,37 @@ def test_upgrading_a_pool_under_load_fails_no_prediction_and_never_falls_back(te
         if host["host"] != POOL:
             assert "drained at the balancer" in host["message"], host
     assert sandbox.urls() == [pool_url, sandbox.bed.local_ml_url]
+
+
+def set_member(balancer_host, member: str, state: str) -> None:
+    """Through the runtime API on the balancer host's loopback (as immich-remote does, from the host itself)."""
+    script = ("import socket; s = socket.create_connection(('127.0.0.1', %d)); "
+              "s.sendall(b'set server ml/%s state %s\\n'); print(s.recv(4096).decode())" % (PORT + 1, member, state))
+    answer = balancer_host.exec(["python3", "-c", script]).stdout.strip()
+    assert answer == "", answer
+
+
+def test_throughput_through_the_pool_grows_with_its_members(sandbox: Sandbox, record_property):
+    # One inference at a time per host, 0.3 s each (the stub's model of a busy GPU): a host serves ~3.3/s.
+    service = {"MACHINE_LEARNING_STUB_PREDICT_DELAY": "0.3", "MACHINE_LEARNING_STUB_PREDICT_WORKERS": "1"}
+    with_pool(sandbox)
+    data = yaml.safe_load(sandbox.inventory.read_text())
+    data["defaults"]["env"] = service
+    sandbox.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    sandbox.cli("deploy")
+    balancer = sandbox.host_named("ml1")
+    rates = {}
+    for members in (1, 2, 3):
+        for i, host in enumerate(sandbox.hosts):
+            set_member(balancer, host.name, "ready" if i < members else "maint")
+        burst(sandbox, 3, workers=3)  # warm the connections
+        count = 24
+        started = time.monotonic()
+        results = burst(sandbox, count, workers=6)
+        rates[members] = count / (time.monotonic() - started)
+        assert all(len(r.attempts) == 1 for r in results)
+    record_property("pool_throughput_rps", rates)
+    print(f"requests/s through the pool by members: {rates}")
+    assert rates[1] < 1 / 0.3 * 1.15  # one member: its service time bounds it
+    assert rates[2] >= 1.6 * rates[1], rates  # close to 2x
+    assert rates[3] >= 2.3 * rates[1], rates  # close to 3x

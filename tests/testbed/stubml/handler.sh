@@ -94,7 +94,16 @@ if [ "$status" = 200 ] && [ "$mode" = fail-predict ]; then
     first=$(echo "$models" | head -n 1)
     json 500 "Internal Server Error" "{\"detail\":\"Failed to load model '${first#*/}'\"}"
 fi
-sleep "${MACHINE_LEARNING_STUB_PREDICT_DELAY:-0}"
+if [ "${MACHINE_LEARNING_STUB_PREDICT_WORKERS:-0}" = 1 ]; then
+    # One request at a time, like a server with one inference worker (a GPU busy with one batch): the
+    # others wait for the lock (mkdir is atomic), so the delay is a real service time and throughput is
+    # 1/delay per host.
+    until mkdir /tmp/stub-predict.lock 2>/dev/null; do usleep 10000; done
+    sleep "${MACHINE_LEARNING_STUB_PREDICT_DELAY:-0}"
+    rmdir /tmp/stub-predict.lock
+else
+    sleep "${MACHINE_LEARNING_STUB_PREDICT_DELAY:-0}"
+fi
 # Simulate the model download the real service does on first use of a model.
 for model in $models; do
     dir="${MACHINE_LEARNING_CACHE_FOLDER:-/cache}/$model"
