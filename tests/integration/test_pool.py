@@ -67,7 +67,7 @@ def test_a_pool_is_registered_as_one_url_and_spreads_requests_over_its_members(s
     assert {r.url for r in results} == {pool_url}  # every prediction answered through the pool, none by the fallback
     counts = {h.name: served(h) - before[h.name] for h in sandbox.hosts}
     assert sum(counts.values()) == 90, counts
-    for name, count in counts.items():  # equal weights: each within 20% of a third
+    for count in counts.values():  # equal weights: each within 20% of a third
         assert 24 <= count <= 36, counts
 
     # The balancer's view is shown by status: every member ready and healthy.
@@ -153,8 +153,8 @@ def test_upgrading_a_pool_under_load_fails_no_prediction_and_never_falls_back(te
 
 def set_member(balancer_host, member: str, state: str) -> None:
     """Through the runtime API on the balancer host's loopback (as immich-remote does, from the host itself)."""
-    script = ("import socket; s = socket.create_connection(('127.0.0.1', %d)); "
-              "s.sendall(b'set server ml/%s state %s\\n'); print(s.recv(4096).decode())" % (PORT + 1, member, state))
+    script = (f"import socket; s = socket.create_connection(('127.0.0.1', {PORT + 1})); "
+              f"s.sendall(b'set server ml/{member} state {state}\\n'); print(s.recv(4096).decode())")
     answer = balancer_host.exec(["python3", "-c", script]).stdout.strip()
     assert answer == "", answer
 
@@ -183,3 +183,11 @@ def test_throughput_through_the_pool_grows_with_its_members(sandbox: Sandbox, re
     assert rates[1] < 1 / 0.3 * 1.15  # one member: its service time bounds it
     assert rates[2] >= 1.6 * rates[1], rates  # close to 2x
     assert rates[3] >= 2.3 * rates[1], rates  # close to 3x
+
+    # `remove` of a member drains it at the balancer and takes it out of the rotation before its container goes.
+    removed = sandbox.cli_json("remove", "ml3")
+    (result,) = removed["hosts"]
+    assert result["status"] == "removed" and "drained at the balancer" in result["message"], result
+    members = {m["name"]: m["state"] for m in sandbox.cli_json("status", expect=None)["pools"][0]["members"]}
+    assert members == {"ml1": "ready", "ml2": "ready", "ml3": "maint"}, members
+    assert all(len(r.attempts) == 1 for r in burst(sandbox, 6))  # the pool keeps serving on the other two
