@@ -69,6 +69,7 @@ class BalancerSpec:
     bufsize: int = BUFSIZE
     maxconn: int = MAXCONN
     bind_address: str = "*"  # the pool's private IP (the balancer runs on the host's network); "*" in tests
+    allow_from: tuple[str, ...] = ()  # networks that may use the pool (the Immich server); empty: anyone
     admin_address: str = "127.0.0.1"  # the runtime API: the host's loopback only
 
 
@@ -120,6 +121,16 @@ def duration(seconds: float) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
+def _network(value: str) -> str:
+    """An address or CIDR for the frontend's source ACL (validated: it goes into the config verbatim)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ConfigValueError(f"allow_from '{value}' is not an address or CIDR.") from None
+
+
 def config_context(spec: BalancerSpec) -> dict[str, object]:
     """The template's variables, validated: names, addresses, ports, weights, check settings."""
     if not spec.members:
@@ -148,6 +159,7 @@ def config_context(spec: BalancerSpec) -> dict[str, object]:
         "admin_port": spec.admin_port,
         "bind_address": f"[{spec.bind_address}]" if ":" in spec.bind_address else spec.bind_address,
         "admin_address": spec.admin_address,
+        "allow_from": [_network(n) for n in spec.allow_from],
         "members": members,
         "check_interval": duration(spec.check_interval),
         "check_timeout": duration(spec.check_timeout),

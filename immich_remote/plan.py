@@ -51,6 +51,7 @@ class PoolPlan:
     balancer: str  # the host it runs on, or "immich"
     bind: str
     admin: str  # the runtime API, on the balancer host's loopback
+    allow_from: list[str]  # the only sources HAProxy accepts on the pool's port (empty: any)
     priority: int
     image: str
     members: list[dict]  # host, weight, url (the member's own URL: the balancer's, never Immich's)
@@ -192,13 +193,18 @@ def plan_offline(inventory: Inventory, hosts: Sequence[Host], version: ImmichVer
 def plan_pool(inventory: Inventory, pool: Pool, version: ImmichVersion) -> PoolPlan:
     rendering = render_target(pool.target, inventory, version, "cpu")
     warnings = []
+    if not pool.allow_from:
+        warnings.append("no source is known to restrict the pool's port to: anyone who reaches "
+                        f"{pool.bind_address}:{pool.port} can use it (the ML API has no authentication); set the "
+                        "pool's allow_from, or immich.server_address")
     for member in pool.members:
         host = inventory.host(member.host)
         if classify_address(host.bind_address) == "loopback" and host.address != pool.target.address:
             warnings.append(f"member {host.name} publishes its ML port on loopback ({host.bind_address}): the "
                             f"balancer on {pool.balancer_host} cannot reach it; give it a private bind_address")
     return PoolPlan(pool=pool.name, url=pool.url, balancer=pool.balancer_host, bind=f"{pool.bind_address}:{pool.port}",
-                    admin=f"127.0.0.1:{pool.admin_port}", priority=pool.priority, image=pool.image,
+                    admin=f"127.0.0.1:{pool.admin_port}", allow_from=list(pool.allow_from), priority=pool.priority,
+                    image=pool.image,
                     members=[{"host": m.host, "weight": m.weight, "url": inventory.host(m.host).url}
                              for m in pool.members],
                     remote_dir=pool.target.remote_dir,

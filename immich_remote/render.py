@@ -147,7 +147,7 @@ def render_balancer(pool: Pool, inventory: Inventory, version: ImmichVersion) ->
                     for m in pool.members)
     config = RenderedFile(BALANCER_CONFIG_FILE, render_config(BalancerSpec(
         pool=pool.name, listen_port=pool.port, admin_port=pool.admin_port, members=members,
-        bind_address=pool.bind_address)).encode())
+        bind_address=pool.bind_address, allow_from=pool.allow_from)).encode())
     target = pool.target
     context = {"pool": pool, "project": target.service.project, "service": target.service.service,
                "image": pool.image, "config_file": BALANCER_CONFIG_FILE, "config_path": CONFIG_PATH,

@@ -130,6 +130,7 @@ def plan_command(app: App, host_names: tuple[str, ...], server_version: str | No
     for p in result.pools:
         out.line(f"pool {p.pool}  balancer on {p.balancer}  {p.image}", style="bold")
         out.line(f"  bind   {p.bind}    url {p.url}    priority {p.priority}    runtime API {p.admin}")
+        out.line(f"  allow  {', '.join(p.allow_from) or 'anyone (no source known)'}")
         members = ", ".join(f"{m['host']} (weight {m['weight']})" for m in p.members)
         out.line(f"  members  {members}: their own "
                  "URLs are the balancer's, not Immich's")

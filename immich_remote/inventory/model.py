@@ -109,6 +109,7 @@ class Pool:
     priority: int
     image: str
     target: Host  # the balancer as a deploy target: its host's SSH settings, service = balancer_service(name)
+    allow_from: tuple[str, ...] = ()  # sources HAProxy accepts on the pool's port; empty: any (a warning)
 
     @property
     def member_names(self) -> tuple[str, ...]:

@@ -47,8 +47,19 @@ def resolve_pools(src: Source, raw: Any, where: Where, hosts: tuple[Host, ...], 
         pools.append(Pool(name=name, members=members, balancer_host=settings.balancer, port=settings.port,
                           admin_port=_admin_port(settings), bind_address=target.bind_address, url=target.url,
                           priority=settings.priority, image=settings.balancer_image,
-                          target=dataclasses.replace(target, index=-len(raw) + index)))
+                          target=dataclasses.replace(target, index=-len(raw) + index),
+                          allow_from=_pool_allow(settings, by_name)))
     return tuple(pools), tuple(_open_to_balancer(h, pools) for h in hosts)
+
+
+def _pool_allow(settings: PoolSettings, by_name: dict[str, Host]) -> tuple[str, ...]:
+    """Who may use the pool: `allow_from`, else the balancer host's own (allow_from, immich.server_address or
+    immich.ssh_host). `balancer: immich` has no default: the server's container reaches its own host through
+    a Docker network address, so the source must be given."""
+    if settings.allow_from:
+        return tuple(settings.allow_from)
+    host = by_name.get(settings.balancer)
+    return host.allow_from if host is not None and host.firewall else ()
 
 
 def _admin_port(settings: PoolSettings) -> int:

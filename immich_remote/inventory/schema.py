@@ -246,6 +246,12 @@ class PoolSettings(_Strict):
     priority: int = 0  # before the hosts' default (100): the pool first in Immich's list
     balancer_image: str = DEFAULT_BALANCER_IMAGE
     health_timeout: float | None = None
+    allow_from: tuple[str, ...] | None = None  # who may use the pool's port (default: the balancer host's)
+
+    @field_validator("allow_from", mode="before")
+    @classmethod
+    def _allow_from(cls, value: Any) -> Any:
+        return None if value is None else allow_from_list(value)
 
     @field_validator("port", "admin_port", "priority", mode="before")
     @classmethod

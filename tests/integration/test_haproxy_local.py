@@ -31,7 +31,9 @@ from tests.unit.local_sshd import free_port
 
 pytestmark = pytest.mark.integration
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+# Debian's 2.6 by default; IMMICH_REMOTE_TEST_HAPROXY=/path/to/haproxy runs the same tests on another build
+# (3.0, the production pin, built from source: they pass on 3.0.0 too).
+HAPROXY = os.environ.get("IMMICH_REMOTE_TEST_HAPROXY") or shutil.which("haproxy") or "/usr/sbin/haproxy"
 BODY = os.urandom(100_000)  # a /predict body is a multipart image of ~10-500 kB
 SERVICE_TIME = 0.02  # a real model takes 20 ms-2 s per image: short here only to keep the test fast
 
@@ -155,12 +157,13 @@ class Load:
 
 class Pool:
     def __init__(self, tmp: Path, members: list[StubMember], weights: list[int], remote: Remote,
-                 image: str | None = None) -> None:
+                 image: str | None = None, allow_from: tuple[str, ...] = ()) -> None:
         self.members = {m.name: m for m in members}
         self.listen_port, self.admin_port = free_port(), free_port()
         spec = BalancerSpec(pool="test", listen_port=self.listen_port, admin_port=self.admin_port,
                             members=tuple(Member(m.name, "127.0.0.1", m.port, w) for m, w in zip(members, weights,
-                                                                                               strict=True)))
+                                                                                               strict=True)),
+                            allow_from=allow_from)
         self.config = tmp / "haproxy.cfg"
         self.config.write_text(render_config(spec))
         self.log = (tmp / "haproxy.log").open("w")
@@ -217,9 +220,9 @@ def make_pool(tmp_path, remote):
         pytest.fail("haproxy not installed: run scripts/install-system.sh (or `apt-get install -y haproxy`)")
     pools = []
 
-    def make(weights=(1, 1, 1), service_time=SERVICE_TIME, image=None) -> Pool:
+    def make(weights=(1, 1, 1), service_time=SERVICE_TIME, image=None, allow_from=()) -> Pool:
         members = [StubMember(f"ml-{i + 1}.lan", service_time) for i in range(len(weights))]
-        pool = Pool(tmp_path, members, list(weights), remote, image)
+        pool = Pool(tmp_path, members, list(weights), remote, image, allow_from)
         pools.append(pool)
         pool.wait_all_up()
         return pool
@@ -336,6 +339,8 @@ def test_drain_finishes_in_flight_requests_and_sends_new_ones_elsewhere(make_poo
 
     maint = pool.api.set_state("ml-2.lan", "maint")
     assert maint.admin == "maint" and maint.status == "MAINT"
+    assert pool.api.set_state("ml-2.lan", "drain").admin == "drain"  # straight from maint, verified
+    assert pool.api.set_state("ml-2.lan", "ready").admin == "ready"
     with pytest.raises(BalancerError, match="not in the pool"):
         pool.api.set_state("nope", "drain")
 
@@ -356,3 +361,22 @@ def test_the_bed_image_runs_the_config_like_the_official_image(make_pool):
         thread.join()
     assert time.monotonic() - stopped < 5 and load.ok >= 3 and load.failures == []
     assert sum(pool.served().values()) == load.ok
+
+
+def post_once(port: int) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/predict", body=BODY[:1000])
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_only_the_allowed_sources_may_use_the_pool(make_pool):
+    # The ML API has no authentication: the frontend takes connections from allow_from only (the Immich server).
+    shut = make_pool(weights=(1,), allow_from=("10.255.255.1/32",))
+    with pytest.raises((ConnectionError, http.client.RemoteDisconnected, OSError)):
+        post_once(shut.listen_port)
+    assert shut.served() == {"ml-1.lan": 0}
+    allowed = make_pool(weights=(1,), allow_from=("127.0.0.0/8",))
+    assert post_once(allowed.listen_port) == 200

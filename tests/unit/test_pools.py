@@ -121,3 +121,18 @@ def test_a_firewalled_member_lets_its_balancer_in(tmp_path):
     inv = inventory(tmp_path, {"gpus": {"members": ["gpu1", "gpu2"], "balancer": "nuc"}}, server_address="10.0.0.2")
     assert inv.host("gpu2").allow_from == ("10.0.0.2/32", "10.0.0.13/32")
     assert inv.host("solo").allow_from == ("10.0.0.2/32",)  # outside the pool: the server only
+
+
+def test_the_pool_port_takes_the_immich_server_only_when_it_is_known(tmp_path):
+    known = inventory(tmp_path, gpus(), server_address="10.0.0.2")
+    config = render_target(known.pools[0].target, known, VERSION, "cpu").file("haproxy.cfg").content.decode()
+    assert "acl from_immich src 10.0.0.2/32" in config and "tcp-request connection reject if !from_immich" in config
+    given = inventory(tmp_path, gpus(allow_from=["10.0.0.0/24"]), server_address="10.0.0.2")
+    assert given.pools[0].allow_from == ("10.0.0.0/24",)
+    unknown = inventory(tmp_path, gpus())
+    assert "tcp-request connection reject" not in render_target(
+        unknown.pools[0].target, unknown, VERSION, "cpu").file("haproxy.cfg").content.decode()
+    from immich_remote.plan import plan_offline
+
+    (pool_plan,) = plan_offline(unknown, list(unknown.hosts), VERSION).pools
+    assert any("anyone who reaches 10.0.0.11:3010 can use it" in w for w in pool_plan.warnings)
