@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 def status_script(host: Host) -> str:
     paths = host.paths
-    sections = {"deployment": files_state(paths), "containers": inspect_containers(paths.project),
-                "cache": cache_usage(host.model_cache)}
+    sections = {"deployment": files_state(paths), "containers": inspect_containers(paths.project)}
+    if host.service.is_ml:  # a pool's balancer has no model cache
+        sections["cache"] = cache_usage(host.model_cache)
     return sections_script(sections)
 
 

@@ -116,7 +116,8 @@ def render(server: ServerStatus, statuses: list[HostStatus], footer: str = "", p
         if version_why:
             running.append(f" ({version_why})", style="dim")
         table.add_row(s.host, container, running, _ping(s), _position(s),
-                      cache_text(s.cache_bytes) if s.reachable else "", change_text(s.last_change, s.locked_by))
+                      cache_text(s.cache_bytes) if s.reachable and s.kind == "ml" else "",
+                      change_text(s.last_change, s.locked_by))
     lines = [Text(f"Immich {server.version or '?'} at {server.url}" + (f" - {server.error}" if server.error else ""),
                   style="bold" if not server.error else "red"),
              Text(f"fallback: {server.fallback}; machineLearning.urls, in the order Immich tries them:")]

@@ -171,8 +171,12 @@ class Inventory:
             for group, members in self.groups.items():
                 if fnmatch.fnmatchcase(group, pattern):
                     matched.update(members)
+            for pool in self.pools:  # a pool's name selects its members (and so its balancer)
+                if fnmatch.fnmatchcase(pool.name, pattern):
+                    matched.update(pool.member_names)
             if not matched:
-                known = [h.name for h in self.hosts] + [f"{g} (group)" for g in self.groups]
+                known = ([h.name for h in self.hosts] + [f"{g} (group)" for g in self.groups]
+                         + [f"{p.name} (pool)" for p in self.pools])
                 raise InputError(f"--limit/host '{pattern}' matches no host or group in {self.path}.",
                                  hint=f"Known: {', '.join(known) or 'none'}.")
             chosen |= matched

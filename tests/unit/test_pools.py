@@ -136,3 +136,11 @@ def test_the_pool_port_takes_the_immich_server_only_when_it_is_known(tmp_path):
 
     (pool_plan,) = plan_offline(unknown, list(unknown.hosts), VERSION).pools
     assert any("anyone who reaches 10.0.0.11:3010 can use it" in w for w in pool_plan.warnings)
+
+
+def test_a_pools_name_selects_its_members(tmp_path):
+    inv = inventory(tmp_path, gpus())
+    assert [h.name for h in inv.select(["gpus"])] == ["gpu1", "gpu2", "nuc"]
+    with pytest.raises(InputError) as caught:
+        inv.select(["gpu"])
+    assert "gpus (pool)" in caught.value.hint
