@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.peers import CLI, TOOLS, Fleet, timed
+from bench.fleet import CLI, IMAGE, Fakes, Fleet, summary, timed
+from bench.peers import TOOLS
 from tests.testbed.bed import TestBed, cleanup_stale
-from tests.testbed.immich_fake import DEFAULT_API_KEY, FakeImmichServer
 
-IMAGE = "registry.tb/immich-app/immich-machine-learning"
 OLD, NEW = "2.7.4", "2.7.5"
+# docs/benchmarks.md below this line is written by hand (the profiles' findings): a new run keeps it.
+FINDINGS = "<!-- findings: kept by bench/compare.py -->"
 
 # Runs the CLI in this process with paramiko instrumented: SSH logins (start_client) and channels opened
 # (exec, sftp, direct-tcpip: one round trip each at least), per host port; printed as JSON on stderr.
@@ -49,26 +51,6 @@ from immich_remote.cli import main
 sys.argv = ["immich-remote"] + sys.argv[1:]
 main()
 """
-
-
-class Fakes:
-    """Immich fakes on this machine, started per server version."""
-
-    api_key = DEFAULT_API_KEY
-
-    def __init__(self, bed: TestBed) -> None:
-        self.bed = bed
-
-    def __call__(self, version: str, config=None) -> FakeImmichServer:
-        return FakeImmichServer(version, ml_url=self.bed.local_ml_url,
-                                **({"config": config} if config else {})).start()
-
-
-def summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
-            "max": round(max(values), 2), "runs": len(values)}
 
 
 def scenarios(fleet: Fleet, tool, count: int) -> dict[str, float]:
@@ -113,8 +95,20 @@ def help_seconds() -> dict[str, float] | None:
     return summary([timed([CLI, "--help"])[0] for _ in range(5)])
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "?")
+    return f"{platform.node()}: {cpus} CPUs ({model}), Linux {platform.release()}, Python {platform.python_version()}"
+
+
 def measure(bed: TestBed, count: int, runs: int) -> dict:
     hosts = bed.hosts[:count]
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         fleet = Fleet(bed, hosts, Path(tmp), Fakes(bed))
         fleet.server(OLD)
@@ -140,6 +134,7 @@ def measure(bed: TestBed, count: int, runs: int) -> dict:
             "ratios (within a run)": {name: summary(v) for name, v in ratios.items()},
             "compose-farm file copy, not in its times": summary(cf.sync_seconds),
             "immich-remote": immich_remote_extras(fleet),
+            "load average (1, 5, 15 min) before, after": [load_before, load_average()],
         }
         if fleet.fake:
             fleet.fake.stop()
@@ -151,9 +146,12 @@ def markdown(results: dict, command: str) -> str:
              "files, rendered by immich-remote, to the same Docker-in-Docker test hosts (sshd + dockerd + Compose v2), "
              "with the stub ML image already on the hosts and default settings. Seconds: median (min-max) over the "
              "runs; ratios are computed within each run, then the median is taken.", "",
-             f"Command: `{command}`", ""]
+             f"Command: `{command}`", "", f"Machine: {results.get('machine', '?')}. The 1/5/15-minute load "
+             "average before and after each host count is given with it: other work ran on this machine at the "
+             "same time, so absolute seconds drift; compare the ratios, computed within each run.", ""]
     for count, data in results["hosts"].items():
-        lines += [f"## {count} host(s)", "", "| scenario | " + " | ".join(data["seconds"]) + " |",
+        load = data.get("load average (1, 5, 15 min) before, after", ["?", "?"])
+        lines += [f"## {count} host(s)", "", f"Load average before: {load[0]}; after: {load[1]}.", "", "| scenario | " + " | ".join(data["seconds"]) + " |",
                   "|---|" + "---|" * len(data["seconds"])]
         scenario_names = list(next(iter(data["seconds"].values())))
         for scenario in scenario_names:
@@ -192,13 +190,15 @@ def main() -> None:
         bed = TestBed(Path(tmp))
         bed.start(hosts=max(args.hosts))
         try:
-            results = {"hosts": {str(n): measure(bed, n, args.runs) for n in args.hosts}, "help": help_seconds()}
+            results = {"machine": machine(), "hosts": {str(n): measure(bed, n, args.runs) for n in args.hosts},
+                       "help": help_seconds()}
         finally:
             bed.teardown()
     results["wall seconds"] = round(time.monotonic() - started)
     command = f"python -m bench.compare --hosts {' '.join(map(str, args.hosts))} --runs {args.runs}"
     args.json.write_text(json.dumps(results, indent=2) + "\n")
-    args.markdown.write_text(markdown(results, command))
+    kept = args.markdown.read_text().partition(FINDINGS)[2] if args.markdown.exists() else ""
+    args.markdown.write_text(markdown(results, command) + (f"\n{FINDINGS}{kept}" if kept else ""))
     print(args.markdown.read_text())
 
 

@@ -14,15 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
 
+from bench.fleet import CLI, Fleet, bare_loop, must, timed
+
 REPO = Path(__file__).resolve().parents[1]
 VENVS = REPO / ".bench"
-CLI = str(Path(sys.executable).with_name("immich-remote"))
 
 
 def venv_tool(name: str, package: str, tool: str) -> Path:
@@ -38,72 +37,6 @@ def venv_tool(name: str, package: str, tool: str) -> Path:
 def version_of(script: Path, *args: str) -> str:
     done = subprocess.run([str(script), *args], capture_output=True, text=True)
     return (done.stdout or done.stderr).strip().splitlines()[0]
-
-
-def timed(cmd: list[str], **kwargs) -> tuple[float, subprocess.CompletedProcess[str]]:
-    started = time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kwargs)
-    return time.monotonic() - started, done
-
-
-def must(tool: str, done: subprocess.CompletedProcess[str]) -> None:
-    if done.returncode != 0:
-        raise SystemExit(f"{tool} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-
-
-class Fleet:
-    """The hosts of one measurement, the Immich fake, the inventory, and the rendered files."""
-
-    def __init__(self, bed, hosts, workdir: Path, fake_factory) -> None:
-        self.bed, self.hosts, self.workdir, self.fake_factory = bed, hosts, workdir, fake_factory
-        self.key_file = workdir / "api-key"
-        self.key_file.write_text(fake_factory.api_key + "\n")
-        self.key_file.chmod(0o600)
-        self.env = {**os.environ, "IMMICH_REMOTE_STATE_DIR": str(workdir / "state"), "NO_COLOR": "1"}
-        self.fake = None
-        self.changed_host: str | None = None
-
-    def server(self, version: str) -> None:
-        config = self.fake.config if self.fake else None
-        if self.fake:
-            self.fake.stop()
-        self.fake = self.fake_factory(version, config)
-        self.inventory = self.bed.write_inventory(self.workdir / "inventory.yml", self.fake.url, self.key_file,
-                                                  hosts=self.hosts)
-        if self.changed_host:
-            self.change_one(self.changed_host)
-
-    def change_one(self, name: str) -> None:
-        """One host's settings change (an environment variable): its compose file changes, no other."""
-        data = yaml.safe_load(self.inventory.read_text())
-        data["hosts"][name]["env"] = {"MACHINE_LEARNING_MODEL_TTL": "600"}
-        self.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-        self.changed_host = name
-
-    def fresh(self, versions: list[str], image: str) -> None:
-        """Wipe the hosts and put the stub images there (the image is already on the hosts)."""
-        def prepare(host) -> None:
-            host.wipe()
-            for version in versions:
-                host.exec(["docker", "pull", "-q", f"{image}:v{version}"], timeout=120)
-        with ThreadPoolExecutor(len(self.hosts)) as pool:
-            list(pool.map(prepare, self.hosts))
-        self.changed_host = None
-
-    def render(self, version: str) -> Path:
-        out = self.workdir / f"rendered-{version}-{self.changed_host or 'base'}"
-        shutil.rmtree(out, ignore_errors=True)
-        subprocess.run([CLI, "-i", str(self.inventory), "render", "--server-version", version, "--out", str(out)],
-                       env=self.env, check=True, capture_output=True)
-        return out
-
-    def ssh(self, host) -> list[str]:
-        return ["ssh", "-i", str(self.bed.client_key), "-o", "BatchMode=yes", "-o",
-                f"UserKnownHostsFile={self.bed.known_hosts}", "-p", str(host.ssh_port), "deploy@127.0.0.1"]
-
-    def parallel(self, one) -> list:
-        with ThreadPoolExecutor(len(self.hosts)) as pool:
-            return list(pool.map(one, self.hosts))
 
 
 class ImmichRemote:
@@ -207,15 +140,13 @@ class ComposeFarm:
             local.mkdir(parents=True, exist_ok=True)
             shutil.copy(rendered / host.name / "docker-compose.yml", local / "docker-compose.yml")
 
-        def one(host) -> int:
+        def remote(host) -> str:
             stack = self.compose_dir / f"ml-{host.name}"
-            with open(rendered / host.name / "docker-compose.yml", "rb") as stdin:
-                return subprocess.run([*self.fleet.ssh(host), f"mkdir -p {stack} && cat > {stack}/docker-compose.yml"],
-                                      stdin=stdin, capture_output=True).returncode
-        started = time.monotonic()
-        if any(self.fleet.parallel(one)):
+            return f"mkdir -p {stack} && cat > {stack}/docker-compose.yml"
+        seconds, codes = self.fleet.pipe_compose(rendered, remote)
+        if any(codes):
             raise SystemExit("compose-farm: copying the files failed")
-        return time.monotonic() - started
+        return seconds
 
     def run(self, version: str, *, upgrade: bool = False) -> float:
         self.sync_seconds.append(self.sync(self.fleet.render(version)))
@@ -235,19 +166,7 @@ class BareLoop:
         self.version = version_of(Path(shutil.which("ssh") or "ssh"), "-V")
 
     def run(self, version: str, *, upgrade: bool = False) -> float:
-        rendered = self.fleet.render(version)
-
-        def one(host) -> int:
-            remote = ("mkdir -p bare && cat > bare/docker-compose.yml && "
-                      "docker compose -f bare/docker-compose.yml up -d --wait --pull never >/dev/null 2>&1")
-            with open(rendered / host.name / "docker-compose.yml", "rb") as stdin:
-                return subprocess.run([*self.fleet.ssh(host), remote], stdin=stdin, capture_output=True).returncode
-
-        started = time.monotonic()
-        codes = self.fleet.parallel(one)
-        if any(codes):
-            raise SystemExit(f"bare loop failed: {codes}")
-        return time.monotonic() - started
+        return bare_loop(self.fleet, version)
 
 
 TOOLS = (ImmichRemote, Ansible, ComposeFarm, BareLoop)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .cache_seed import Manifest, SeedPlan
 from .deployment import RemoteState, parse_deployment
-from .facts import HostFacts, probe_script, split_sections
+from .facts import HostFacts, probe_scripts, split_sections
 from .hostcmd import (
     sh,
 )
@@ -65,10 +65,11 @@ class Probe:
     remote: RemoteState
 
 def probe(remote: Remote, host: Host) -> Probe:
-    """Facts and deployment state in one SSH round trip."""
-    output = remote.run(sh(probe_script(remote_dir=host.remote_dir, service=host.service)), what="the host probe",
-                        timeout=min(remote.command_timeout, 60)).stdout
-    sections = split_sections(output)
+    """Facts and deployment state in one SSH round trip: the probe's two scripts on two channels at once
+    (the Docker daemon queries beside the rest), so it takes as long as the slower one."""
+    scripts = [sh(script) for script in probe_scripts(remote_dir=host.remote_dir, service=host.service)]
+    done = remote.run_all(scripts, what="the host probe", timeout=min(remote.command_timeout, 60))
+    sections = split_sections("\n".join(result.stdout for result in done))
     return Probe(HostFacts.from_sections(sections),
                  parse_deployment(sections.get("deployment", ""), sections.get("containers", "[]")))
 

@@ -30,11 +30,20 @@ def normalise_arch(machine: str) -> str | None:
     return _ARCH_ALIASES.get(machine.strip().lower())
 
 
-def probe_script(*, remote_dir: str, service: ServiceKind = ML) -> str:
-    """The shell script that gathers every fact in one SSH round trip (POSIX sh, no root needed)."""
+# The Docker daemon queries are the probe's slow part (each `docker` call is a client start plus a daemon
+# round trip: 50-250 ms). `probe_scripts` runs them as a second script beside the rest, on a second
+# channel of the same connection: the probe takes as long as the slower half, not the sum.
+# `docker info` is asked once, for the runtimes and the Docker root (whose disk `df` measures).
+_DOCKER_INFO = "_ir_info=$(docker info --format '{{.DockerRootDir}}{{\"\\n\"}}{{json .Runtimes}}' 2>/dev/null)"
+
+
+def probe_scripts(*, remote_dir: str, service: ServiceKind = ML) -> list[str]:
+    """The probe as two shell scripts to run at the same time (POSIX sh, no root, reads only): the host's
+    facts and deployment state, and the Docker daemon's runtimes, Compose and disk. Their sections together
+    are `probe_script`'s."""
     paths = HostPaths.for_dir(remote_dir, service)
     which = " ".join(_WHICH)
-    sections = {
+    host = {
         "uname": "uname -a",
         "os-release": "cat /etc/os-release 2>/dev/null",
         "cpu-flags": "grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null",
@@ -52,22 +61,31 @@ def probe_script(*, remote_dir: str, service: ServiceKind = ML) -> str:
         "dt-compatible": "tr '\\0' ' ' < /proc/device-tree/compatible 2>/dev/null",
         "rknpu-version": "cat /sys/kernel/debug/rknpu/version 2>/dev/null",
         "docker-version": "docker version --format '{{.Server.Version}}' 2>&1",
-        "docker-runtimes": "docker info --format '{{json .Runtimes}}' 2>/dev/null",
-        "compose-version": "docker compose version --short 2>&1",
-        "df": "df -Pk $(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /) 2>/dev/null | tail -n 1",
         "listeners": "ss -Hltn 2>/dev/null || netstat -ltn 2>/dev/null",
         "whoami": "id",
         "addresses": "ip -o addr show 2>/dev/null | awk '{print $4}' || hostname -I",
         "deployment": files_state(paths),
         "containers": inspect_containers(paths.project),
     }
-    return sections_script(sections)
+    docker = {
+        "docker-runtimes": 'printf \'%s\\n\' "$_ir_info" | sed 1d',
+        "compose-version": "docker compose version --short 2>&1",
+        "df": 'df -Pk "$(printf \'%s\\n\' "$_ir_info" | sed -n 1p | grep . || echo /)" 2>/dev/null | tail -n 1',
+    }
+    return [sections_script(host), sections_script(docker, preamble=_DOCKER_INFO)]
 
 
-def sections_script(sections: dict[str, str]) -> str:
+def probe_script(*, remote_dir: str, service: ServiceKind = ML) -> str:
+    """The shell script that gathers every fact in one SSH round trip (POSIX sh, no root needed): the
+    two `probe_scripts` one after the other, for callers that probe once (init, advise)."""
+    return "\n".join(probe_scripts(remote_dir=remote_dir, service=service))
+
+
+def sections_script(sections: dict[str, str], *, preamble: str = "") -> str:
     """One script printing each command's output under its `@@ir:<name>@@` marker (see split_sections).
-    Each command runs in a subshell, so a `cd` or `exit` in one cannot leak into the next."""
-    lines = ["exec 2>/dev/null </dev/null"]
+    Each command runs in a subshell, so a `cd` or `exit` in one cannot leak into the next; `preamble`
+    runs first, in the script's own shell (its variables are seen by every command)."""
+    lines = ["exec 2>/dev/null </dev/null"] + ([preamble] if preamble else [])
     lines += [f"echo '{MARK}{name}@@'; ( {command} ) || true" for name, command in sections.items()]
     return "\n".join(lines) + "\n"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import select
 import shlex
 import socket
 import threading
@@ -26,7 +27,6 @@ from typing import TypeVar
 
 import paramiko
 from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
 
 from .errors import HostKeyError, RemoteCommandError, SSHError
 
@@ -200,41 +200,88 @@ class Remote:
     # --- commands -------------------------------------------------------------------------------
     def run(self, command: str | Sequence[str], *, timeout: float | None = None, check: bool = True,
             what: str | None = None) -> CommandResult:
-        """Run a command (a shell string, or argv that is quoted for you) with a timeout."""
-        text = command if isinstance(command, str) else shlex.join(command)
+        """Run a command (a shell string, or argv that is quoted for you) with a timeout; stdin is closed."""
+        return self.run_all([command], timeout=timeout, check=check, what=what)[0]
+
+    def run_all(self, commands: Sequence[str | Sequence[str]], *, timeout: float | None = None, check: bool = True,
+                what: str | None = None) -> list[CommandResult]:
+        """Run commands at the same time, one channel each on this one connection (e.g. the parts of the
+        probe): the wall time of the slowest, not the sum. Results in the order given; `timeout` bounds all."""
+        texts = [c if isinstance(c, str) else shlex.join(c) for c in commands]
         limit = timeout or self.command_timeout
         if self.stopped_answering:
             # A command already timed out on this host in this run: it is hung or cut off. Fail at once
             # instead of waiting a full timeout for every later command (a rollback has several).
             raise RemoteCommandError(f"Host '{self.target.label}': {what or 'a command'} not tried: the host "
-                                     f"stopped answering ({self.stopped_answering}).", command=text,
+                                     f"stopped answering ({self.stopped_answering}).", command=texts[0],
                                      hint="Check the host; when it answers again, run the command again "
                                      "(with --break-lock if its lock was left behind).")
         self.connect()
         started = time.monotonic()
         try:
-            result = self.conn.run(text, hide=True, warn=True, timeout=limit, pty=False, in_stream=False)
-        except CommandTimedOut:
+            outcomes = self._exec(texts, started + limit)
+        except TimeoutError:
             self._lost(f"{what or 'a command'} did not finish within {limit:g} s")
             raise RemoteCommandError(
                 f"Host '{self.target.label}': {what or 'a command'} did not finish within {limit:g} s "
-                "(the host may be hung or overloaded).", command=text,
+                "(the host may be hung or overloaded).", command=texts[0],
                 hint="Retry when the host responds; raise ssh.command_timeout for slow pulls.") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self._lost(f"the SSH connection failed during {what or 'a command'}: "
                        f"{str(exc).rstrip('.') or type(exc).__name__}")
             raise SSHError(f"Host '{self.target.label}': {self.stopped_answering}.") from None
-        if result.exited == -1 and not self._alive():  # no exit status: the connection went away under it
+        if any(status == -1 for _, _, status in outcomes) and not self._alive():  # the connection went away
             self._lost(f"the SSH connection was lost during {what or 'a command'}")
             raise SSHError(f"Host '{self.target.label}': {self.stopped_answering}.", hint=LOST_HINT)
-        done = CommandResult(text, result.stdout, result.stderr, result.exited, time.monotonic() - started)
-        if check and not done.ok:
-            detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
-            raise RemoteCommandError(
-                f"Host '{self.target.label}': {what or 'command'} failed (exit {done.exit_status}): "
-                + (" | ".join(detail) or "no output"),
-                command=text, stdout=done.stdout, stderr=done.stderr, exit_status=done.exit_status)
-        return done
+        results = [CommandResult(text, out, err, status, time.monotonic() - started)
+                   for text, (out, err, status) in zip(texts, outcomes, strict=True)]
+        for done in results if check else ():
+            if not done.ok:
+                detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
+                raise RemoteCommandError(
+                    f"Host '{self.target.label}': {what or 'command'} failed (exit {done.exit_status}): "
+                    + (" | ".join(detail) or "no output"),
+                    command=done.command, stdout=done.stdout, stderr=done.stderr, exit_status=done.exit_status)
+        return results
+
+    def _exec(self, texts: Sequence[str], deadline: float) -> list[tuple[str, str, int]]:
+        """One `exec` channel per command (no pty, stdin closed), all read in one loop as output comes
+        (select on the channels: no helper threads, no polling sleeps) until every command has exited."""
+        transport = self.conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise EOFError("the SSH connection is closed")
+        channels: list[paramiko.Channel] = []
+        try:
+            for text in texts:
+                channel = transport.open_session(timeout=self.connect_timeout)
+                channels.append(channel)
+                channel.exec_command(text)
+                channel.shutdown_write()
+            out: list[list[bytes]] = [[] for _ in channels]
+            err: list[list[bytes]] = [[] for _ in channels]
+            while True:
+                for i, channel in enumerate(channels):
+                    while channel.recv_ready():
+                        out[i].append(channel.recv(65536))
+                    while channel.recv_stderr_ready():
+                        err[i].append(channel.recv_stderr(65536))
+                waiting = [c for c in channels if not (c.closed or c.eof_received and c.exit_status_ready())
+                           or c.recv_ready() or c.recv_stderr_ready()]
+                if not waiting:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError()
+                if all(c.eof_received for c in waiting):  # output done, exit status on its way: no busy loop
+                    waiting[0].status_event.wait(min(left, 1.0))
+                else:
+                    select.select([c for c in waiting if not c.eof_received], [], [], min(left, 1.0))
+            return [(b"".join(o).decode(errors="replace"), b"".join(e).decode(errors="replace"),
+                     c.recv_exit_status() if c.exit_status_ready() else -1)
+                    for c, o, e in zip(channels, out, err, strict=True)]
+        finally:
+            for channel in channels:
+                channel.close()
 
     def stream_in(self, command: str, chunks: Iterable[bytes], *, timeout: float | None = None,
                   what: str = "a streamed upload") -> CommandResult:

@@ -233,33 +233,23 @@ def _trust_and_probe(app: App, flags: Flags, answers: InitAnswers, host: InitHos
     from ..facts import HostFacts, probe_script, split_sections
     from ..hostcmd import sh
     from ..inventory import DEFAULT_REMOTE_DIR
-    from ..ssh import (
-        DEFAULT_KNOWN_HOSTS,
-        Remote,
-        Target,
-        append_known_host,
-        fingerprint,
-        host_key_of,
-        known_host_key,
-        resolve_target,
-    )
+    from ..ssh import Remote, Target, fingerprint
+    from .trust import offered_key
 
     target = Target(host.name, host.address, answers.ssh_user, host.ssh_port,
                     Path(answers.ssh_key).expanduser() if answers.ssh_key else None)
-    address, port, _user = resolve_target(target)
-    key = host_key_of(address, port, timeout=10)
-    path = Path(answers.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
-    known = known_host_key([DEFAULT_KNOWN_HOSTS.expanduser(), path], address, port, key.get_name())
-    if known is not None and known != key:
-        raise InputError(f"{address}:{port} offers {fingerprint(key)}, but known_hosts records {fingerprint(known)}. "
-                         "This can be an attack; nothing was recorded.",
+    offer = offered_key(target, known_hosts=answers.known_hosts, timeout=10)
+    address, port, key, path = offer.address, offer.port, offer.key, offer.path
+    if offer.changed:
+        raise InputError(f"{address}:{port} offers {fingerprint(key)}, but known_hosts records "
+                         f"{fingerprint(offer.known)}. This can be an attack; nothing was recorded.",
                          hint=f"If the host was reinstalled, `ssh-keygen -R '{address}'` and run init again.")
-    if known is None:
+    if offer.known is None:
         app.out.line(f"  offers a {key.get_name()} key: {fingerprint(key)}")
         if ask and not click.confirm(f"  Record it in {path}?", default=False, err=True):
             raise InputError("host key not trusted, so it was not probed",
                              hint=f"Run `immich-remote trust {host.name}` after checking the fingerprint.")
-        append_known_host(path, address, port, key)
+        offer.record()
         app.out.line(f"  host key recorded in {path}", style="green")
     else:
         app.out.line(f"  host key already trusted: {fingerprint(key)}")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..app import App, pass_app
 from ..errors import InputError
 from ..options import complete_hosts, json_option
+
+if TYPE_CHECKING:
+    from paramiko import PKey
+
+    from ..ssh import Target
 
 
 @click.command()
@@ -33,17 +39,43 @@ def trust(app: App, host_name: str, yes: bool) -> None:
 COMMANDS = (trust,)
 
 
+class OfferedKey:
+    """The host key a host offers now, and what known_hosts records for it (`trust` and `init` share this)."""
+
+    def __init__(self, address: str, port: int, key: PKey, known: PKey | None, path: Path) -> None:
+        self.address, self.port, self.key, self.known, self.path = address, port, key, known, path
+
+    @property
+    def trusted(self) -> bool:
+        return self.known is not None and self.known == self.key
+
+    @property
+    def changed(self) -> bool:
+        """known_hosts records another key of this type for the host: it may be an attack."""
+        return self.known is not None and self.known != self.key
+
+    def record(self) -> str:
+        """Append the offered key to `path` (created 0600); returns the line written."""
+        from ..ssh import append_known_host
+
+        return append_known_host(self.path, self.address, self.port, self.key)
+
+
+def offered_key(target: Target, *, known_hosts: str | Path | None, ssh_config: Path | None = None,
+                timeout: float = 10) -> OfferedKey:
+    """Resolve `target` as OpenSSH would, fetch its host key (no login), and look it up in ~/.ssh/known_hosts
+    and `known_hosts` (the file a new key goes to; default ~/.ssh/known_hosts). Reads only."""
+    from ..ssh import DEFAULT_KNOWN_HOSTS, host_key_of, known_host_key, resolve_target
+
+    address, port, _user = resolve_target(target, ssh_config)
+    key = host_key_of(address, port, timeout=timeout)
+    path = Path(known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
+    known = known_host_key([DEFAULT_KNOWN_HOSTS.expanduser(), path], address, port, key.get_name())
+    return OfferedKey(address, port, key, known, path)
+
+
 def trust_command(app: App, name: str, *, yes: bool) -> None:
-    from ..ssh import (
-        DEFAULT_KNOWN_HOSTS,
-        Target,
-        append_known_host,
-        fingerprint,
-        host_key_of,
-        known_host_key,
-        known_hosts_name,
-        resolve_target,
-    )
+    from ..ssh import Target, fingerprint, known_hosts_name
 
     inv = app.inventory
     if name in ("immich", "@immich") and inv.immich.ssh_host:
@@ -52,16 +84,15 @@ def trust_command(app: App, name: str, *, yes: bool) -> None:
     else:
         h = inv.host(name)
         target = Target(h.name, h.address, h.ssh_user, h.ssh_port, h.ssh_key)
-    address, port, _user = resolve_target(target, inv.ssh.config)
-    key = host_key_of(address, port, timeout=inv.ssh.connect_timeout)
-    path = Path(inv.ssh.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
-    known = known_host_key([DEFAULT_KNOWN_HOSTS.expanduser(), path], address, port, key.get_name())
-    if known is not None:
-        if known == key:
-            app.out.line(f"{target.label} ({address}:{port}) is already trusted: {fingerprint(key)}.")
-            return
+    offer = offered_key(target, known_hosts=inv.ssh.known_hosts, ssh_config=inv.ssh.config,
+                        timeout=inv.ssh.connect_timeout)
+    address, port, key, path = offer.address, offer.port, offer.key, offer.path
+    if offer.trusted:
+        app.out.line(f"{target.label} ({address}:{port}) is already trusted: {fingerprint(key)}.")
+        return
+    if offer.changed:
         raise InputError(f"{target.label} ({address}:{port}) now offers {fingerprint(key)}, but known_hosts records "
-                         f"{fingerprint(known)} for it. This can be an attack; nothing was written.",
+                         f"{fingerprint(offer.known)} for it. This can be an attack; nothing was written.",
                          hint=f"If the host was reinstalled, remove the old key with `ssh-keygen -R "
                          f"'{known_hosts_name(address, port)}'` and run trust again.")
     shown = f"{target.label} ({address}:{port}) offers a {key.get_name()} key: {fingerprint(key)}"
@@ -70,10 +101,9 @@ def trust_command(app: App, name: str, *, yes: bool) -> None:
     app.out.line(shown)
     if not yes and not click.confirm(f"Record it in {path}?", default=False, err=True):
         raise InputError("Not trusted; nothing was written.")
-    line = append_known_host(path, address, port, key)
+    line = offer.record()
     if app.json:
         app.out.data({"host": target.label, "address": address, "port": port, "key_type": key.get_name(),
                       "fingerprint": fingerprint(key), "known_hosts": str(path), "line": line})
     else:
         app.out.line(f"Recorded in {path}.", style="green")
-

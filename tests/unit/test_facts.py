@@ -14,6 +14,7 @@ from immich_remote.facts import (
     parse_nvidia_smi_list,
     parse_which,
     probe_script,
+    probe_scripts,
     split_sections,
 )
 from immich_remote.hwaccel import choose
@@ -96,6 +97,22 @@ def test_probe_script_run_by_a_real_sh_reads_this_machine(tmp_path):
     with open("/proc/meminfo") as meminfo:
         total_kib = int(meminfo.readline().split()[1])
     assert facts.mem_total == total_kib * 1024
+
+
+def test_the_probe_halves_run_at_once_read_the_same_facts_as_the_whole_probe(tmp_path):
+    # deploy runs the two halves on two channels at the same time; init runs the whole script. Both
+    # must tell the user the same about this machine (run by a real /bin/sh here, nothing mocked).
+    def run(script: str) -> str:
+        return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60).stdout
+
+    halves = probe_scripts(remote_dir=str(tmp_path / "ml"))
+    together = split_sections("\n".join(run(script) for script in halves))
+    whole = split_sections(run(probe_script(remote_dir=str(tmp_path / "ml"))))
+    assert set(together) == set(whole) >= {"uname", "docker-version", "docker-runtimes", "compose-version", "df"}
+    a, b = HostFacts.from_sections(together), HostFacts.from_sections(whole)
+    assert (a.arch, a.cpus, a.docker_server_version, a.docker_runtimes, a.compose_version) == \
+        (b.arch, b.cpus, b.docker_server_version, b.docker_runtimes, b.compose_version)
+    assert a.disk_free_gib is not None and abs(a.disk_free_gib - (b.disk_free_gib or 0)) < 1
 
 
 def test_probe_sections_parse_a_host_without_docker_access():

@@ -50,10 +50,11 @@ class PingHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ping_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), PingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, per fixture teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server.server_address[1]
     server.shutdown()
@@ -68,6 +69,19 @@ def test_commands_report_output_and_exit_status(local_sshd):
         with pytest.raises(RemoteCommandError) as failed:
             remote.run("echo broken >&2; exit 4", what="the probe")
         assert "Host 'box': the probe failed (exit 4): broken" in failed.value.message
+
+
+def test_commands_run_together_take_as_long_as_the_slowest_and_keep_their_own_output(local_sshd):
+    # run_all is how the probe's two halves run at once on one connection: a user sees a faster probe.
+    with remote_for(local_sshd) as remote:
+        started = time.monotonic()
+        first, second = remote.run_all(["sleep 2; echo a", "sleep 2; echo b >&2; exit 3"], check=False)
+        assert time.monotonic() - started < 3.5  # together, not one after the other (4 s)
+        assert (first.stdout, first.exit_status) == ("a\n", 0)
+        assert (second.stdout, second.stderr, second.exit_status) == ("", "b\n", 3)
+        assert remote.run("cat; echo done", timeout=5).stdout == "done\n"  # stdin is closed: nothing waits on it
+        big = remote.run("head -c 3000000 /dev/zero; head -c 3000000 /dev/zero >&2", timeout=30)
+        assert (len(big.stdout), len(big.stderr)) == (3000000, 3000000)  # both streams drained as they come
 
 
 def test_an_unknown_host_key_is_refused_with_its_fingerprint_and_the_trust_command(local_sshd, tmp_path):
