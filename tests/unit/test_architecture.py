@@ -106,6 +106,14 @@ def test_no_import_cycles():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+def test_no_module_is_over_400_lines():
+    """Small pieces a newcomer can read whole (issue 9): a module that grows past this is split."""
+    sizes = {name: len(path.read_text().splitlines()) for name, path in module_files().items()}
+    assert len(sizes) > 40
+    large = {name: n for name, n in sizes.items() if n > 400}
+    assert not large, f"modules over 400 lines: {large}"
+
+
 def test_nothing_imports_the_cli_but_the_entry_point():
     cli = f"{PACKAGE}.cli"
     importers = sorted(m for m, targets in import_graph().items() if cli in targets and m != f"{PACKAGE}.__main__")
