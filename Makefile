@@ -35,6 +35,7 @@ lint: install  ## ruff
 
 bench: install-system install  ## immich-remote vs Ansible, compose-farm and a bare SSH loop on test hosts (not in CI; ~1 h)
 	$(BIN)/python -m bench.compare $(BENCH_ARGS)
+	$(BIN)/python -m bench.pool
 
 demo: install-system install  ## a sandbox (2 ML hosts, Immich fake, local ML), then deploy and status
 	@if [ ! -f $(DEMO)/bed.json ]; then \

@@ -3,6 +3,7 @@ that passed its preflight with its planned steps (`Prepared`). Data and one read
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,9 @@ class HostContext:
     # previous release's files here and reuses everything else.
     target: Callable[[HostContext, Host, Remote, Probe, HostReport], Rendering] | None = None
     caches: dict[tuple[str, bool], Manifest] = field(default_factory=dict)  # model-cache manifests read (seeding.py)
+    # One reader per manifest: hosts staging at once would otherwise each read the same other host's cache.
+    cache_locks: dict[tuple[str, bool], threading.Lock] = field(default_factory=dict)
+    cache_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def rendering_for(self, host: Host, remote: Remote, found: Probe, report: HostReport) -> Rendering:
         if self.target is not None:

@@ -5,6 +5,7 @@ hosts' own SSH connections (ssh.Remote.stream_out on the source piped into strea
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,10 +41,13 @@ def read_manifest(ctx: HostContext, host: Host, remote: Remote, images: Sequence
                   checksums: bool) -> Manifest:
     """A host's cache manifest (read once per run and kind; reading never creates the volume)."""
     key = (host.name, checksums)
-    if key not in ctx.caches:
-        out = remote.run(read_cache(cache_mount(host.model_cache), images, checksums=checksums),
-                         timeout=min(remote.command_timeout, LISTING_TIMEOUT), what="reading the model cache")
-        ctx.caches[key] = parse_manifest(out.stdout)
+    with ctx.cache_guard:
+        lock = ctx.cache_locks.setdefault(key, threading.Lock())
+    with lock:  # hosts staging at once wait for the one reading this manifest instead of reading it again
+        if key not in ctx.caches:
+            out = remote.run(read_cache(cache_mount(host.model_cache), images, checksums=checksums),
+                             timeout=min(remote.command_timeout, LISTING_TIMEOUT), what="reading the model cache")
+            ctx.caches[key] = parse_manifest(out.stdout)
     return ctx.caches[key]
 
 

@@ -274,8 +274,10 @@ class Swap:
     def do_activate(self) -> None:
         self.progress("starting")
         self.touched = True
-        self.watch = PingWatch(self.remote, self.host).__enter__()  # the window is measured from here
-        self.ctx.progress.watching(self.host.name, self.watch.window_so_far)  # the live view's counter
+        running = self.p.found.remote.container
+        if running is not None and running.serving:  # a window exists only where something served before
+            self.watch = PingWatch(self.remote, self.host).__enter__()  # the window is measured from here
+            self.ctx.progress.watching(self.host.name, self.watch.window_so_far)  # the live view's counter
         self.remote.run(activate(self.paths, self.release_id, state_record(self.release_id, self.previous, self.meta)),
                         timeout=quick(self.remote), what="activating the files")
 

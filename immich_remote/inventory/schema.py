@@ -206,7 +206,7 @@ class SSHSettings(_Strict):
     config: str | None = None
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
-    max_handshakes: int = Field(default=4, ge=1, le=64)
+    max_handshakes: int = Field(default=8, ge=1, le=64)  # bounds this machine's CPU, not the hosts'
 
     @field_validator("connect_timeout", "command_timeout", mode="before")
     @classmethod
