@@ -1,17 +1,65 @@
-"""Helpers for the tests of the fake Immich server."""
+"""Helpers for the tests of the fake Immich server, and for the commands run on it as a user runs them."""
 
 from __future__ import annotations
 
 import copy
+import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner, Result
 
-from immich_remote.immich_api import ImmichClient
+from immich_remote.cli import cli
+from immich_remote.immich_api import ML_JOB_QUEUES, ImmichClient
 from immich_remote.inventory import ImmichServer
 from tests.testbed.immich_fake import DEFAULT_API_KEY, FakeImmichServer
 
 AUTH = {"x-api-key": DEFAULT_API_KEY}
+GPU_BOX = "hosts:\n  gpu-box:\n    address: 10.0.0.5\n"  # a host the Immich-side commands never connect to
+
+
+# --- the CLI as a user runs it (click), against the fake ------------------------------------------------
+
+def inventory(tmp_path: Path, fake: FakeImmichServer, *, immich: str = "", rest: str = GPU_BOX) -> Path:
+    """``tmp_path/inventory.yml``: the fake as ``immich.url`` (5 s timeout, plus the ``immich`` lines given),
+    then ``rest`` (the hosts)."""
+    path = tmp_path / "inventory.yml"
+    path.write_text(f"immich:\n  url: {fake.url}\n  timeout: 5s\n{immich}{rest}")
+    return path
+
+
+def run(fake: FakeImmichServer, tmp_path: Path, *args: str, key: str = DEFAULT_API_KEY, expect: int | None = 0,
+        immich: str = "", rest: str = GPU_BOX) -> Result:
+    """``immich-remote -i INVENTORY ARGS`` with the API key in IMMICH_API_KEY and the state in ``tmp_path/state``;
+    the exit status must be ``expect`` (None: any)."""
+    env = {"IMMICH_API_KEY": key, "NO_COLOR": "1", "COLUMNS": "200", "NO_PROXY": "*",
+           "IMMICH_REMOTE_STATE_DIR": str(tmp_path / "state")}
+    path = inventory(tmp_path, fake, immich=immich, rest=rest)
+    result = CliRunner().invoke(cli, ["-i", str(path), *args], env=env, catch_exceptions=False)
+    if expect is not None:
+        assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}:\n{result.output}"
+    return result
+
+
+def writes(fake: FakeImmichServer) -> list[tuple[str, str, object]]:
+    """Every request that was not a GET, as (method, path, body)."""
+    return [(r.method, r.path, r.body) for r in fake.requests() if r.method != "GET"]
+
+
+def paused(fake: FakeImmichServer) -> dict[str, bool]:
+    """isPaused of each ML queue, from the fake's own state."""
+    return {name: q["isPaused"] for name, q in fake.queues.snapshot().items() if name in ML_JOB_QUEUES}
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connections are refused at once, like a host that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the fake's HTTP API ------------------------------------------------------------------------------------
 
 
 def client(fake: FakeImmichServer) -> httpx.Client:

@@ -4,40 +4,31 @@ fake (queues, library size, config) and an in-process ML endpoint standing in fo
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from immich_remote.cli import cli
+from tests.fake import helpers
+from tests.fake.helpers import closed_port
 from tests.testbed.immich_fake import DEFAULT_API_KEY, ApiKey, FakeImmichServer
 
 DELAY = 0.25  # seconds the local ML stand-in takes per /predict
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run(tmp_path: Path, fake: FakeImmichServer, local_ml: str, *args: str, key: str = DEFAULT_API_KEY,
         expect: int | None = 0) -> Result:
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(f"immich:\n  url: {fake.url}\n  timeout: 5s\n  local_ml_url: {local_ml}\n"
-                         f"ssh:\n  connect_timeout: 3s\n"
-                         f"hosts:\n  desk:\n    address: 127.0.0.1\n    ssh_port: {closed_port()}\n")
-    env = {"IMMICH_API_KEY": key, "NO_COLOR": "1", "COLUMNS": "200", "NO_PROXY": "*",
-           "IMMICH_REMOTE_STATE_DIR": str(tmp_path / "state")}
-    result = CliRunner().invoke(cli, ["-i", str(inventory), *args], env=env, catch_exceptions=False)
-    if expect is not None:
-        assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}:\n{result.output}"
-    return result
+    """The command with `local_ml` as the server's own ML and one host, desk, whose SSH port is closed."""
+    return helpers.run(fake, tmp_path, *args, key=key, expect=expect, immich=f"  local_ml_url: {local_ml}\n",
+                       rest=f"ssh:\n  connect_timeout: 3s\n"
+                            f"hosts:\n  desk:\n    address: 127.0.0.1\n    ssh_port: {closed_port()}\n")
 
 
 def test_advise_reads_queues_and_library_and_estimates_from_the_measured_local_ml(
         tmp_path, immich_fake_factory, stub_ml_factory):
     fake = immich_fake_factory("2.7.5")
+    config = fake.config
+    config["machineLearning"]["ocr"]["enabled"] = False  # a feature turned off is not measured (nor waited for)
+    fake.set_config(config)
     fake.set_queue("smartSearch", waiting=48210)
     fake.set_queue("faceDetection", waiting=1000, active=2)
     fake.set_library(photos=48210, videos=1200, photo_bytes=180 * 1024**3)
@@ -65,6 +56,7 @@ def test_advise_reads_queues_and_library_and_estimates_from_the_measured_local_m
     # The requests carried the models of Immich's config.
     models = {json.dumps(p["entries"], sort_keys=True) for p in local.predictions}
     assert any('"modelName": "ViT-B-32__openai"' in m and '"visual"' in m for m in models)
+    assert any('"facial-recognition"' in m for m in models) and not any('"ocr"' in m for m in models), models
 
 
 def test_a_key_without_server_statistics_gives_advice_and_says_what_it_could_not_read(

@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from immich_remote.cli import cli
 from immich_remote.commands import guard as guard_module
 from immich_remote.immich_api import ML_JOB_QUEUES
+from tests.fake.helpers import closed_port, paused, run, writes
 from tests.testbed.immich_fake import DEFAULT_API_KEY, ApiKey, FakeImmichServer
 
 VERSIONS = ["2.3.1", "2.7.5", "3.2.2"]
@@ -33,35 +31,13 @@ def fake(request, immich_fake_factory) -> FakeImmichServer:
 
 def closed_url() -> str:
     """A local URL where nothing listens: connections are refused at once, like a host whose ML is down."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{closed_port()}"
 
 
 def set_urls(fake: FakeImmichServer, urls: list[str]) -> None:
     config = fake.config
     config["machineLearning"]["urls"] = urls
     fake.set_config(config)
-
-
-def run(fake: FakeImmichServer, tmp_path: Path, *args: str, key: str = DEFAULT_API_KEY,
-        expect: int | None = 0) -> Result:
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(f"immich:\n  url: {fake.url}\n  timeout: 5s\nhosts:\n  gpu-box:\n    address: 10.0.0.5\n")
-    env = {"IMMICH_API_KEY": key, "NO_COLOR": "1", "COLUMNS": "200", "NO_PROXY": "*",
-           "IMMICH_REMOTE_STATE_DIR": str(tmp_path / "state")}
-    result = CliRunner().invoke(cli, ["-i", str(inventory), *args], env=env, catch_exceptions=False)
-    if expect is not None:
-        assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}:\n{result.output}"
-    return result
-
-
-def writes(fake: FakeImmichServer) -> list[tuple[str, str, object]]:
-    return [(r.method, r.path, r.body) for r in fake.requests() if r.method != "GET"]
-
-
-def paused(fake: FakeImmichServer) -> dict[str, bool]:
-    return {name: q["isPaused"] for name, q in fake.queues.snapshot().items() if name in ML_JOB_QUEUES}
 
 
 def pause_writes(fake: FakeImmichServer, queues, paused_: bool) -> list[tuple[str, str, object]]:
@@ -240,8 +216,14 @@ def test_sigterm_and_ctrl_c_stop_the_running_guard_cleanly(immich_fake_factory, 
     inventory.write_text(f"immich:\n  url: {fake.url}\nhosts:\n  gpu-box:\n    address: 10.0.0.5\n")
     env = {**os.environ, "IMMICH_API_KEY": DEFAULT_API_KEY, "NO_PROXY": "*", "NO_COLOR": "1",
            "IMMICH_REMOTE_STATE_DIR": str(tmp_path / "state")}
-    process = subprocess.Popen([sys.executable, "-m", "immich_remote", "-i", str(inventory), "guard", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Started from a terminal, the guard gets Ctrl-C. A shell's background job (`pytest ... &`) inherits SIGINT
+    # ignored, and an ignored signal stays ignored in the child: start it with the default disposition.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "immich_remote", "-i", str(inventory), "guard", "--json"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         first = json.loads(process.stdout.readline())  # the first check: the outage, and the pause
         assert first["action"] == "pause" and first["ok"] is True

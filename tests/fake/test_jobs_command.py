@@ -7,15 +7,13 @@ from the fake's request log and its record of job commands.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from immich_remote.cli import cli
 from immich_remote.commands import jobs as jobs_module
 from immich_remote.immich_api import ML_JOB_QUEUES
-from tests.testbed.immich_fake import DEFAULT_API_KEY, ApiKey, FakeImmichServer
+from tests.fake.helpers import paused, run, writes
+from tests.testbed.immich_fake import ApiKey, FakeImmichServer
 
 VERSIONS = ["2.3.1", "2.7.5", "3.2.2"]
 COUNTS = {
@@ -30,29 +28,8 @@ def fake(request, immich_fake_factory) -> FakeImmichServer:
     return immich_fake_factory(request.param)
 
 
-def inventory(tmp_path: Path, fake: FakeImmichServer) -> Path:
-    path = tmp_path / "inventory.yml"
-    path.write_text(f"immich:\n  url: {fake.url}\n  timeout: 5s\nhosts:\n  gpu-box:\n    address: 10.0.0.5\n")
-    return path
-
-
-def run(fake: FakeImmichServer, tmp_path: Path, *args: str, key: str = DEFAULT_API_KEY,
-        expect: int | None = 0) -> Result:
-    env = {"IMMICH_API_KEY": key, "NO_COLOR": "1", "COLUMNS": "200", "NO_PROXY": "*",
-           "IMMICH_REMOTE_STATE_DIR": str(tmp_path / "state")}
-    result = CliRunner().invoke(cli, ["-i", str(inventory(tmp_path, fake)), *args], env=env,
-                                catch_exceptions=False)
-    if expect is not None:
-        assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}:\n{result.output}"
-    return result
-
-
 def queue_endpoint(fake: FakeImmichServer) -> str:
     return "/api/queues" if fake.version.at_least(2, 4) else "/api/jobs"
-
-
-def writes(fake: FakeImmichServer) -> list[tuple[str, str, object]]:
-    return [(r.method, r.path, r.body) for r in fake.requests() if r.method != "GET"]
 
 
 def set_counts(fake: FakeImmichServer) -> None:
@@ -270,10 +247,6 @@ def test_unknown_queue_is_bad_input_and_nothing_is_sent(immich_fake_factory, tmp
 
 
 # --- pause / resume --------------------------------------------------------------------------------
-
-def paused(fake):
-    return {name: q["isPaused"] for name, q in fake.queues.snapshot().items() if name in ML_JOB_QUEUES}
-
 
 def test_pause_and_resume_flip_is_paused(fake, tmp_path):
     new_api = fake.version.at_least(2, 4)

@@ -18,7 +18,7 @@ from immich_remote.inventory import load_inventory
 from immich_remote.render import render_host
 from immich_remote.steps import plan_steps
 from immich_remote.versions import ImmichVersion
-from tests.unit.test_compose_valid import compose_command
+from tests.unit.compose import compose_config, valid_config, write_rendering
 
 V = ImmichVersion.parse("2.7.5")
 
@@ -164,13 +164,7 @@ def test_rendered_firewall_service_and_the_ml_service_stay_apart(tmp_path):
 
 def test_rendered_firewall_passes_compose_config(tmp_path):
     rendering = render_host(inventory(tmp_path, FLEET).host("nuc"), V, "cuda")
-    for f in rendering.files:
-        (tmp_path / f.name).write_bytes(f.content)
-    done = subprocess.run([*compose_command(), "--project-directory", str(tmp_path), "-f",
-                           str(tmp_path / "docker-compose.yml"), "config", "--format", "json"],
-                          capture_output=True, text=True, check=False, timeout=60)
-    assert done.returncode == 0, done.stderr
-    fw = json.loads(done.stdout)["services"]["firewall"]
+    fw = valid_config(compose_config(write_rendering(rendering, tmp_path / "rendered")))["services"]["firewall"]
     assert fw["cap_add"] == ["NET_ADMIN", "NET_RAW"] and "deploy" not in fw  # no GPU for the firewall
     assert [(v["source"], v["target"], v.get("read_only", False)) for v in fw["volumes"]] == [
         ("/", "/host", True), ("/run", "/host/run", False)]

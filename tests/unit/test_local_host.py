@@ -8,6 +8,7 @@ What a user notices: the right verdicts, only GET requests to Immich, nothing wr
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from tests.unit.local_sshd import LocalSshd, free_port
 ML_PORT = free_port()
 
 
+@functools.cache  # the machine's Docker engine does not come and go during a run; `docker info` costs
 def docker_usable() -> bool:
     docker = shutil.which("docker")
     return bool(docker) and subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0

@@ -74,11 +74,14 @@ def test_commands_report_output_and_exit_status(local_sshd):
 def test_commands_run_together_take_as_long_as_the_slowest_and_keep_their_own_output(local_sshd):
     # run_all is how the probe's two halves run at once on one connection: a user sees a faster probe.
     with remote_for(local_sshd) as remote:
-        started = time.monotonic()
-        first, second = remote.run_all(["sleep 2; echo a", "sleep 2; echo b >&2; exit 3"], check=False)
-        assert time.monotonic() - started < 3.5  # together, not one after the other (4 s)
-        assert (first.stdout, first.exit_status) == ("a\n", 0)
-        assert (second.stdout, second.stderr, second.exit_status) == ("", "b\n", 3)
+        # Each command says when it started and ended (the host's clock): the two must overlap, whatever the load.
+        first, second = remote.run_all(["date +%s.%N; sleep 1; date +%s.%N; echo a",
+                                        "date +%s.%N; sleep 1; date +%s.%N >&2; echo b >&2; exit 3"], check=False)
+        start_1, end_1 = (float(t) for t in first.stdout.split()[:2])
+        start_2, end_2 = float(second.stdout.split()[0]), float(second.stderr.split()[0])
+        assert start_2 < end_1 and start_1 < end_2  # together, not one after the other
+        assert (first.stdout.split()[2], first.exit_status) == ("a", 0)
+        assert (second.stderr.split()[1], second.exit_status) == ("b", 3)
         assert remote.run("cat; echo done", timeout=5).stdout == "done\n"  # stdin is closed: nothing waits on it
         big = remote.run("head -c 3000000 /dev/zero; head -c 3000000 /dev/zero >&2", timeout=30)
         assert (len(big.stdout), len(big.stderr)) == (3000000, 3000000)  # both streams drained as they come
