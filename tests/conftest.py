@@ -44,9 +44,10 @@ def pytest_ignore_collect(collection_path, config):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the options
 def pytest_cmdline_main(config):
-    """The whole Docker-free suite (`pytest -m "not integration"`, `make test-unit`) runs in two worker
-    processes (pytest-xdist), each test file in one of them: its tests wait on sshd, subprocesses and sockets
-    as much as they compute. Anything else runs in this one process, as before: the integration tests above
+    """The whole Docker-free suite (`pytest -m "not integration"`, `make test-unit`) runs in one worker process
+    per CPU plus one (pytest-xdist), each test file in one of them: its tests wait on sshd, subprocesses and
+    sockets as much as they compute, so one more process than cores keeps the cores busy (2 cores: 54 s in
+    one process, 29 s in two, 25 s in three). Anything else runs in this one process, as before: the integration tests above
     all (they share one test bed), a chosen file or test, `-n 0`, --pdb, or a machine without pytest-xdist."""
     if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist") or (os.cpu_count() or 1) < 2:
         return  # a worker itself, no xdist, or nothing to share the work with
@@ -54,5 +55,5 @@ def pytest_cmdline_main(config):
     whole_suite = config.args_source == config.ArgsSource.TESTPATHS
     if (option.markexpr.strip() == DOCKER_FREE and whole_suite and option.numprocesses is None
             and not option.usepdb and not option.collectonly and not getattr(option, "looponfail", False)):
-        option.numprocesses = 2
+        option.numprocesses = (os.cpu_count() or 2) + 1
         option.dist = "loadfile"
