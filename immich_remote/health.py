@@ -48,7 +48,8 @@ class PingWatch:
     hangs during the swap must not hide the moment the new container answers), as a client polling
     every 0.1 s would see it; see `record` for how samples are timed. Use as a
     context manager around a swap. `window()` is the measured outage: from the last pong before the
-    first failed poll to the first pong after it (None on a first deploy: nothing answered before).
+    failed poll to the first pong after it, the longest such outage (None on a first deploy: nothing
+    answered before).
     """
 
     def __init__(self, remote: Remote, host: Host, *, interval: float = WATCH_INTERVAL,
@@ -114,23 +115,28 @@ class PingWatch:
         if not first_failure:  # None: no failure yet; 0: nothing answered before (a first deploy)
             return None
         closed = outage_window(samples)
-        return closed if closed is not None else (now or time.monotonic()) - samples[first_failure - 1][0]
+        if closed is not None:
+            return closed
+        last_ok = max(at for at, ok in samples if ok)  # the outage still open started after this pong
+        return (now or time.monotonic()) - last_ok
 
 
 def outage_window(samples: list[tuple[float, bool]]) -> float | None:
-    """Pure: from (time, answered) samples in time order, the first outage's length (last pong before
-    the first failure -> first pong after it); 0.0 when it never failed, None when it never answered
-    before failing or never came back."""
-    if samples and not samples[0][1]:
+    """Pure: from (time, answered) samples in time order, the longest outage (last pong before a failure
+    -> first pong after it); 0.0 when it never failed, None when it never answered before failing or never
+    came back. The longest, not the first: a single poll lost on the way (the SSH channel, not the service)
+    before the swap must not stand for the swap's window."""
+    if not samples or not samples[0][1]:
         return None  # nothing answered before the swap (a first deploy): there is no window to measure
-    last_ok: float | None = None
-    for index, (at, ok) in enumerate(samples):
+    longest, last_ok, failing = 0.0, samples[0][0], False
+    for at, ok in samples:
         if ok:
+            if failing:
+                longest, failing = max(longest, at - last_ok), False
             last_ok = at
-        elif last_ok is not None:
-            back = next((t for t, good in samples[index:] if good), None)
-            return None if back is None else back - last_ok
-    return 0.0 if last_ok is not None else None
+        else:
+            failing = True
+    return None if failing else longest
 
 
 def current_container(remote: Remote, image: str | None = None, paths: HostPaths | None = None) -> ContainerState | None:

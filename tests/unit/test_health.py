@@ -37,9 +37,10 @@ def test_window_is_zero_when_it_never_failed():
     assert outage_window([(0.0, True), (0.1, True), (0.2, True)]) == 0.0
 
 
-def test_window_is_the_first_outage_only():
-    samples = [(0.0, True), (0.1, False), (0.5, True), (0.6, False), (9.0, True)]
-    assert outage_window(samples) == pytest.approx(0.5)
+def test_window_is_the_longest_outage_not_a_blip_before_it():
+    # One poll lost before the swap (0.1 -> 0.3), then the container's real outage (0.6 -> 9.0).
+    samples = [(0.0, True), (0.1, False), (0.3, True), (0.6, False), (9.0, True)]
+    assert outage_window(samples) == pytest.approx(8.7)
 
 
 def test_window_is_unknown_when_it_never_came_back():
