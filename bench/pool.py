@@ -22,6 +22,8 @@ from pathlib import Path
 import yaml
 
 from bench.fleet import CLI, Fakes, Fleet, must
+from immich_remote.haproxy import set_state_command
+from tests.testbed.balancer_image import runtime_api
 from tests.testbed.bed import TestBed, cleanup_stale
 
 POOL, PORT = "bench", 3010
@@ -29,9 +31,7 @@ POOL, PORT = "bench", 3010
 
 def set_member(balancer, member: str, state: str) -> None:
     """The runtime API on the balancer host's loopback, as immich-remote uses it."""
-    script = (f"import socket; s = socket.create_connection(('127.0.0.1', {PORT + 1})); "
-              f"s.sendall(b'set server ml/{member} state {state}\\n'); print(s.recv(4096).decode())")
-    answer = balancer.exec(["python3", "-c", script]).stdout.strip()
+    answer = runtime_api(balancer, PORT + 1, set_state_command(member, state))
     if answer:
         raise SystemExit(f"the balancer refused `set server ml/{member} state {state}`: {answer}")
 

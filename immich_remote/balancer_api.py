@@ -10,6 +10,7 @@ back.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from .errors import ImmichRemoteError
@@ -95,28 +96,26 @@ class BalancerAPI:
         """Put member `name` in `state` (ready, drain, maint) unless it already is; verified by reading back."""
         if state not in STATES:
             raise ConfigValueError(f"member state '{state}' is not one of {', '.join(STATES)}.")
-        current = self.member(name)
-        if current.admin == state:
-            return current
-        line = set_state_command(name, state)
-        self._set(line)
-        after = self.member(name)
-        if after.admin != state:
-            raise BalancerError(f"`{line}` was accepted by {self._where()} but member '{name}' reads "
-                                f"'{after.admin}' ({after.status}) afterwards.")
-        return after
+        return self._change(name, set_state_command(name, state), lambda m: m.admin == state,
+                            lambda m: f"reads '{m.admin}' ({m.status})")
 
     def set_weight(self, name: str, weight: int) -> MemberStat:
         """Change member `name`'s weight unless it already has it; verified by reading back."""
-        line = set_weight_command(name, weight)
+        return self._change(name, set_weight_command(name, weight), lambda m: m.weight == weight,
+                            lambda m: f"has weight {m.weight}")
+
+    def _change(self, name: str, line: str, done: Callable[[MemberStat], bool],
+                found: Callable[[MemberStat], str]) -> MemberStat:
+        """Send `line` only when member `name` is not `done` yet, then read it back: a write that did not
+        take is an error naming what the member shows (`found`)."""
         current = self.member(name)
-        if current.weight == weight:
+        if done(current):
             return current
         self._set(line)
         after = self.member(name)
-        if after.weight != weight:
-            raise BalancerError(f"`{line}` was accepted by {self._where()} but member '{name}' has weight "
-                                f"{after.weight} afterwards.")
+        if not done(after):
+            raise BalancerError(f"`{line}` was accepted by {self._where()} but member '{name}' {found(after)} "
+                                "afterwards.")
         return after
 
     def wait_drained(self, name: str, timeout: float, poll: float = 0.2) -> float:

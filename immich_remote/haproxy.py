@@ -1,6 +1,7 @@
 """The ML pool's balancer (HAProxy), pure: its config, its runtime API's commands and their parsers.
 
-`render_config(spec)` renders templates/haproxy.cfg.j2 (deterministic bytes). The runtime API (the
+`config_context(spec)` is the validated input of templates/haproxy.cfg.j2 (render.haproxy_config renders it,
+with the other templates). The runtime API (the
 `stats socket`, one command per TCP connection) is spoken by balancer_api.py; here are the command lines it
 sends (`show stat`, `show servers state ml`, `set server ml/<member> state|weight`) and the parsers of the
 answers: `parse_stat` (per member: status, admin state, weight, sessions, requests, errors, last check),
@@ -15,11 +16,9 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import InputError
 
-TEMPLATE = "haproxy.cfg.j2"
 CONFIG_FILE = "haproxy.cfg"
 CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"  # where the official image reads it
 FRONTEND = "pool"
@@ -168,31 +167,6 @@ def config_context(spec: BalancerSpec) -> dict[str, object]:
         "bufsize": spec.bufsize,
         "maxconn": spec.maxconn,
     }
-
-
-def _template_dir() -> Path:
-    """As render.template_dir (not imported: render.py may import this module)."""
-    from importlib import resources
-
-    packaged = resources.files("immich_remote") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"
-
-
-def render_config(spec: BalancerSpec) -> str:
-    """The balancer's haproxy.cfg for `spec`: the same spec always gives the same text."""
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_template_dir())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    return env.get_template(TEMPLATE).render(config_context(spec))
 
 
 # --- the runtime API: command lines -------------------------------------------------------------------

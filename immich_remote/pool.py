@@ -68,15 +68,9 @@ class PoolGate:
 
     def api(self, pool: Pool):  # -> BalancerAPI | None
         """The balancer's runtime API, or None when it does not run (yet): then there is nothing to drain."""
-        from .balancer_api import BalancerAPI, BalancerError
-
-        remote = self.remote_for(pool.target)
         try:
-            remote.connect()
-            api = BalancerAPI(remote, pool.admin_port, host=pool.balancer_host)
-            api.stats()
-            return api
-        except (BalancerError, ImmichRemoteError):
+            return read_balancer(pool, self.remote_for(pool.target))[0]
+        except ImmichRemoteError:  # BalancerError included
             return None
 
     def around(self, host: Host, swap: Callable[[], HostResult]) -> HostResult:
@@ -182,15 +176,23 @@ class PoolStatus:
         return asdict(self)
 
 
+def read_balancer(pool: Pool, remote):  # -> tuple[BalancerAPI, PoolStats]
+    """Connect to the balancer's host and read its statistics once: the API and what it said. Raises
+    ImmichRemoteError (BalancerError when the runtime API does not answer)."""
+    from .balancer_api import BalancerAPI
+
+    remote.connect()
+    api = BalancerAPI(remote, pool.admin_port, host=pool.balancer_host)
+    return api, api.stats()
+
+
 def pool_status(pool: Pool, remote) -> PoolStatus:
     """Read the pool's members from its balancer's runtime API (`remote`: the balancer host's connection)."""
-    from .balancer_api import BalancerAPI
     from .haproxy import member_state
 
     result = PoolStatus(pool.name, pool.url, pool.balancer_host)
     try:
-        remote.connect()
-        stats = BalancerAPI(remote, pool.admin_port, host=pool.balancer_host).stats()
+        stats = read_balancer(pool, remote)[1]
     except ImmichRemoteError as exc:
         result.error = exc.message
         return result

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -19,6 +20,9 @@ from .hwaccel import BACKENDS, Backend, check_platform, image_ref
 from .inventory import Host, Inventory, Pool
 from .names import BALANCER_CONFIG_FILE, COMPOSE_FILE, OVERLAY_FILE, PROJECT_NAME
 from .versions import ImmichVersion
+
+if TYPE_CHECKING:
+    from .haproxy import BalancerSpec
 
 
 def template_dir() -> Path:
@@ -130,6 +134,14 @@ def render_host(host: Host, version: ImmichVersion, backend_name: str, *, arch: 
 BALANCER_BACKEND = "balancer"  # Rendering.backend of a pool's balancer (it has no accelerator)
 
 
+def haproxy_config(spec: BalancerSpec) -> str:
+    """The balancer's haproxy.cfg for `spec` (haproxy.config_context validates it): the same spec always
+    gives the same text."""
+    from .haproxy import config_context
+
+    return _environment().get_template(f"{BALANCER_CONFIG_FILE}.j2").render(config_context(spec))
+
+
 def render_target(target: Host, inventory: Inventory, version: ImmichVersion, backend_name: str, *,
                   arch: str | None = None, armnn_firmware: bool = True) -> Rendering:
     """What a deploy target runs: the ML service (render_host), or its pool's balancer (render_balancer)."""
@@ -141,11 +153,11 @@ def render_target(target: Host, inventory: Inventory, version: ImmichVersion, ba
 
 def render_balancer(pool: Pool, inventory: Inventory, version: ImmichVersion) -> Rendering:
     """A pool's balancer: HAProxy's config (haproxy.py) and the compose file that runs it, host network."""
-    from .haproxy import CONFIG_PATH, BalancerSpec, Member, render_config
+    from .haproxy import CONFIG_PATH, BalancerSpec, Member
 
     members = tuple(Member(m.host, inventory.host(m.host).bind_address, inventory.host(m.host).ml_port, m.weight)
                     for m in pool.members)
-    config = RenderedFile(BALANCER_CONFIG_FILE, render_config(BalancerSpec(
+    config = RenderedFile(BALANCER_CONFIG_FILE, haproxy_config(BalancerSpec(
         pool=pool.name, listen_port=pool.port, admin_port=pool.admin_port, members=members,
         bind_address=pool.bind_address, allow_from=pool.allow_from)).encode())
     target = pool.target

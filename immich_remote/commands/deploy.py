@@ -192,7 +192,8 @@ def roll_out(app: App, client: ImmichClient, immich: ImmichReport, hosts: Sequen
             periodic=not app.out.quiet) as progress:
         ctx = HostContext(app.inventory, immich.version, options, connections, progress, snapshot, immich.config)
         pools = PoolGate(app.inventory, connections.remote, progress.step)
-        ordered = [h for h in reversed(shown) if h not in balancers]
+        pooled = {b.name for b in balancers}
+        ordered = [h for h in reversed(shown) if h.name not in pooled]
         rollout = canary_rollout(ordered, lambda h: prepare_and_stage(ctx, h),
                                  lambda staged: pools.around(staged.host, lambda: swap_host(ctx, staged)),
                                  command=options.command, batch=batch, max_fail=max_fail or 1, parallel=parallel,

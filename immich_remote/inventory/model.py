@@ -103,10 +103,7 @@ class Pool:
     members: tuple[PoolMember, ...]
     balancer_host: str  # an inventory host's name, or "immich"
     port: int
-    admin_port: int  # HAProxy's runtime API, published on the balancer host's 127.0.0.1 only
-    bind_address: str
-    url: str
-    priority: int
+    admin_port: int  # HAProxy's runtime API, on the balancer host's 127.0.0.1 only
     image: str
     target: Host  # the balancer as a deploy target: its host's SSH settings, service = balancer_service(name)
     allow_from: tuple[str, ...] = ()  # sources HAProxy accepts on the pool's port; empty: any (a warning)
@@ -114,6 +111,20 @@ class Pool:
     @property
     def member_names(self) -> tuple[str, ...]:
         return tuple(m.host for m in self.members)
+
+    @property
+    def bind_address(self) -> str:
+        return self.target.bind_address
+
+    @property
+    def url(self) -> str:
+        """The URL Immich gets for the whole pool."""
+        return self.target.url
+
+    @property
+    def priority(self) -> int:
+        """Its place in Immich's URL list (the target's, as `plan.desired_urls` orders targets)."""
+        return self.target.priority
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,7 @@ def resolve_pools(src: Source, raw: Any, where: Where, hosts: tuple[Host, ...], 
         target = _target(src, name, settings, at, by_name, server, health_timeout)
         _check_ports(src, target, settings, at, hosts, server)
         pools.append(Pool(name=name, members=members, balancer_host=settings.balancer, port=settings.port,
-                          admin_port=_admin_port(settings), bind_address=target.bind_address, url=target.url,
-                          priority=settings.priority, image=settings.balancer_image,
+                          admin_port=_admin_port(settings), image=settings.balancer_image,
                           target=dataclasses.replace(target, index=-len(raw) + index),
                           allow_from=_pool_allow(settings, by_name)))
     return tuple(pools), tuple(_open_to_balancer(h, pools) for h in hosts)

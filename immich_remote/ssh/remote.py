@@ -141,8 +141,7 @@ class Remote(Streams):
             # instead of waiting a full timeout for every later command (a rollback has several).
             raise RemoteCommandError(f"Host '{self.target.label}': {what or 'a command'} not tried: the host "
                                      f"stopped answering ({self.stopped_answering}).", command=texts[0],
-                                     hint="Check the host; when it answers again, run the command again "
-                                     "(with --break-lock if its lock was left behind).")
+                                     hint=LOST_HINT)
         self.connect()
         started = time.monotonic()
         try:

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from immich_remote.balancer_api import BalancerAPI, BalancerError
-from immich_remote.haproxy import CONFIG_PATH, BalancerSpec, Member, member_state, render_config
+from immich_remote.haproxy import CONFIG_PATH, BalancerSpec, Member, member_state
+from immich_remote.render import haproxy_config
 from immich_remote.ssh import Remote, Target
 from tests.unit.local_sshd import free_port
 
@@ -165,7 +166,7 @@ class Pool:
                                                                                                strict=True)),
                             allow_from=allow_from)
         self.config = tmp / "haproxy.cfg"
-        self.config.write_text(render_config(spec))
+        self.config.write_text(haproxy_config(spec))
         self.log = (tmp / "haproxy.log").open("w")
         self.container = None
         if image:  # the bed's balancer image, its default command, the config where the official image has it
@@ -242,7 +243,7 @@ def assert_within_20_percent_of_equal(served: dict[str, int]) -> None:
 
 def test_the_rendered_config_is_valid_without_warnings(tmp_path):
     config = tmp_path / "haproxy.cfg"
-    config.write_text(render_config(BalancerSpec("main", 3010, 3011, (Member("gpu-1", "10.0.0.11", 3003, 2),
+    config.write_text(haproxy_config(BalancerSpec("main", 3010, 3011, (Member("gpu-1", "10.0.0.11", 3003, 2),
                                                                        Member("nuc", "fd00::12", 3003)))))
     checked = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr

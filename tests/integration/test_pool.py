@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
+from immich_remote.haproxy import set_state_command
 from tests.integration.sandbox import Sandbox, inner, make_sandbox
+from tests.testbed.balancer_image import runtime_api
 
 pytestmark = pytest.mark.integration
 
@@ -153,9 +155,7 @@ def test_upgrading_a_pool_under_load_fails_no_prediction_and_never_falls_back(te
 
 def set_member(balancer_host, member: str, state: str) -> None:
     """Through the runtime API on the balancer host's loopback (as immich-remote does, from the host itself)."""
-    script = (f"import socket; s = socket.create_connection(('127.0.0.1', {PORT + 1})); "
-              f"s.sendall(b'set server ml/{member} state {state}\\n'); print(s.recv(4096).decode())")
-    answer = balancer_host.exec(["python3", "-c", script]).stdout.strip()
+    answer = runtime_api(balancer_host, PORT + 1, set_state_command(member, state))
     assert answer == "", answer
 
 

@@ -71,3 +71,11 @@ def version_line(tag: str = BALANCER_TEST_TAG) -> str:
     done = docker("run", "--rm", tag, "haproxy", "-v", timeout=60)
     return done.stdout.splitlines()[0] if done.stdout else ""
 
+
+
+def runtime_api(host, admin_port: int, line: str) -> str:
+    """One runtime-API command (e.g. haproxy.set_state_command) sent from a bed host's own loopback, where
+    the balancer's API listens (immich-remote reaches it the same way, through SSH); the answer, stripped."""
+    script = (f"import socket; s = socket.create_connection(('127.0.0.1', {admin_port})); "
+              f"s.sendall({(line + chr(10)).encode()!r}); print(s.recv(4096).decode())")
+    return host.exec(["python3", "-c", script]).stdout.strip()

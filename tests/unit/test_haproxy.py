@@ -21,10 +21,10 @@ from immich_remote.haproxy import (
     parse_servers_state,
     parse_stat,
     parse_totals,
-    render_config,
     set_state_command,
     set_weight_command,
 )
+from immich_remote.render import haproxy_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "haproxy"
 
@@ -48,7 +48,7 @@ def directives(config: str) -> list[str]:
 
 
 def test_config_has_one_server_line_per_member_with_its_weight_and_check():
-    lines = directives(render_config(spec()))
+    lines = directives(haproxy_config(spec()))
     servers = [line for line in lines if line.startswith("server ")]
     assert servers == [
         "server gpu-1 10.0.0.11:3003 weight 2 check",
@@ -58,7 +58,7 @@ def test_config_has_one_server_line_per_member_with_its_weight_and_check():
 
 
 def test_config_listens_balances_per_request_and_checks_ping_with_the_user_defaults():
-    lines = directives(render_config(spec()))
+    lines = directives(haproxy_config(spec()))
     for expected in ("bind *:3010", "stats socket ipv4@127.0.0.1:3011 level admin", "mode http", "balance leastconn",
                      "option http-keep-alive", "no option prefer-last-server", "http-reuse safe",
                      "option httpchk GET /ping", "http-check expect string pong",
@@ -72,26 +72,26 @@ def test_config_listens_balances_per_request_and_checks_ping_with_the_user_defau
     # The only listeners: the pool port and the runtime API, the latter on the host's loopback only.
     assert [line for line in lines if line.startswith(("bind", "stats socket"))] == [
         "stats socket ipv4@127.0.0.1:3011 level admin", "bind *:3010"]
-    private = directives(render_config(spec(bind_address="10.0.0.5")))
+    private = directives(haproxy_config(spec(bind_address="10.0.0.5")))
     assert "bind 10.0.0.5:3010" in private and "stats socket ipv4@127.0.0.1:3011 level admin" in private
 
 
 def test_check_settings_come_from_the_spec():
-    lines = directives(render_config(spec(check_interval=0.5, fall=3, rise=1, check_timeout=10)))
+    lines = directives(haproxy_config(spec(check_interval=0.5, fall=3, rise=1, check_timeout=10)))
     assert "default-server inter 500ms fall 3 rise 1 observe layer4 error-limit 3 on-error mark-down" in lines
     assert "timeout check 10s" in lines
 
 
 def test_config_is_deterministic():
-    assert render_config(spec()) == render_config(spec())
-    assert render_config(spec()).encode() == render_config(spec()).encode()
-    assert render_config(spec()) != render_config(spec(Member("gpu-1", "10.0.0.11", 3003, 3)))
+    assert haproxy_config(spec()) == haproxy_config(spec())
+    assert haproxy_config(spec()).encode() == haproxy_config(spec()).encode()
+    assert haproxy_config(spec()) != haproxy_config(spec(Member("gpu-1", "10.0.0.11", 3003, 3)))
 
 
 @pytest.mark.parametrize("name", ["", "-dash-first", "has space", "a;b", "ml/x", "x\ny", "é", "a" * 101])
 def test_bad_member_names_are_refused(name):
     with pytest.raises(ConfigValueError, match="member name"):
-        render_config(spec(Member(name, "10.0.0.1", 3003)))
+        haproxy_config(spec(Member(name, "10.0.0.1", 3003)))
     with pytest.raises(ConfigValueError):
         set_state_command(name, "drain")
 
@@ -104,15 +104,15 @@ def test_bad_member_names_are_refused(name):
 ])
 def test_bad_ports_weights_and_addresses_are_refused(member, message):
     with pytest.raises(ConfigValueError, match=message) as raised:
-        render_config(spec(member))
+        haproxy_config(spec(member))
     assert isinstance(raised.value, InputError) and raised.value.exit_code == 2
 
 
 def test_duplicate_members_and_port_clash_are_refused():
     with pytest.raises(ConfigValueError, match="listed twice"):
-        render_config(spec(Member("a", "10.0.0.1", 3003), Member("a", "10.0.0.2", 3003)))
+        haproxy_config(spec(Member("a", "10.0.0.1", 3003), Member("a", "10.0.0.2", 3003)))
     with pytest.raises(ConfigValueError, match="both 3010"):
-        render_config(BalancerSpec("main", 3010, 3010, (Member("a", "10.0.0.1", 3003),)))
+        haproxy_config(BalancerSpec("main", 3010, 3010, (Member("a", "10.0.0.1", 3003),)))
 
 
 # --- runtime API commands -----------------------------------------------------------------------------
