@@ -119,6 +119,9 @@ def test_upgrading_a_pool_under_load_fails_no_prediction_and_never_falls_back(te
     # The Immich server is upgraded (same stored config, a new process): its routing now drives the stream.
     sandbox.fake = immich_fake_factory("2.7.5", config=sandbox.fake.config, ml_url=testbed.local_ml_url)
     with_pool(sandbox)
+    # A server that just started has not checked its URLs yet; until its first check of the pool answers,
+    # Immich would try the local ML first. Start the stream as a server that has been up a moment.
+    sandbox.fake.wait_for_health(pool_url, True, timeout=10)
     stop = threading.Event()
     outcomes: Counter[str] = Counter()
     errors: list[str] = []
