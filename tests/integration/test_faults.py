@@ -24,8 +24,11 @@ STATE = "/home/deploy/immich-remote-ml/.immich-remote"
 
 def start_cli(box, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "IMMICH_REMOTE_STATE_DIR": str(box.state_dir), "NO_COLOR": "1"}
+    # Ctrl-C handled as in a user's terminal: a suite started in the background (`make test &`) passes
+    # SIGINT on as ignored, and Python then never raises KeyboardInterrupt in the CLI.
     return subprocess.Popen([CLI, "-i", str(box.inventory), *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def upgraded_server(testbed, fresh_hosts, immich_fake_factory, tmp_path):
